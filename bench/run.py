@@ -1,0 +1,193 @@
+"""Benchmark of the capture engine on the embedded Gemma 3 270M. Prints one JSON object as its last line.
+
+    python bench/run.py            # 3 alternating repeats per measurement
+    python bench/run.py --quick    # 1 repeat, under ~2 minutes once the model is cached
+
+Timings on shared machines are noisy, so speed is reported as ratios measured in one run, with
+plain and captured runs interleaved.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from transformers import Gemma2Config, Gemma2ForCausalLM
+
+from inspectors import LayerProbe, SamplingParams, Settings, load_model, run_turn
+from inspectors.settings import EMBEDDED_MODEL_ID
+
+log = logging.getLogger("bench")
+PROMPT_TOKENS = 256
+NEW_TOKENS = 64
+FILLER = (
+    "The history of astronomy is long and full of surprises. Early observers tracked the planets across the "
+    "night sky, recorded eclipses, and built calendars around the seasons. "
+)
+
+
+def chat_messages_of_length(lm, n_tokens: int) -> list[dict[str, str]]:
+    """A one-message conversation whose templated prompt is exactly `n_tokens` tokens."""
+    words = (FILLER * 200).split(" ")
+    low, high = 1, len(words)
+    while low < high:  # longest prefix of words that fits
+        mid = (low + high + 1) // 2
+        text = " ".join(words[:mid]) + " Summarise this."
+        ids = lm.tokenizer.apply_chat_template(
+            [{"role": "user", "content": text}],
+            chat_template=lm.chat_template,
+            add_generation_prompt=True,
+            tokenize=False,
+        )
+        length = len(lm.tokenizer(ids, add_special_tokens=False)["input_ids"])
+        low, high = (mid, high) if length <= n_tokens else (low, mid - 1)
+    text = " ".join(words[:low]) + " Summarise this."
+    return [{"role": "user", "content": text}]
+
+
+def timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def capture_overhead(lm, repeats: int) -> dict:
+    messages = chat_messages_of_length(lm, PROMPT_TOKENS)
+    params = SamplingParams(temperature=0, max_new_tokens=NEW_TOKENS)
+    # A residual probe as the SAE view uses, so "with capture" includes reading the residual stream.
+    probe = LayerProbe("resid_norm", lm.n_layers // 2, lambda resid, ids: resid.norm(dim=-1).cpu().numpy())
+    record = run_turn(lm, messages, params, probes=[probe])  # warm-up, and the tokens to reproduce
+    prompt = torch.tensor([record.prompt_ids.tolist()], device=lm.device)
+    n_new = record.steps.n_steps
+
+    def plain() -> None:
+        with torch.inference_mode():
+            lm.model.generate(
+                prompt,
+                attention_mask=torch.ones_like(prompt),
+                do_sample=False,
+                max_new_tokens=NEW_TOKENS,
+                eos_token_id=lm.stop_token_ids,
+            )
+
+    plain_s, capture_s = [], []
+    for _ in range(repeats):
+        plain_s.append(timed(plain))
+        capture_s.append(timed(lambda: run_turn(lm, messages, params, probes=[probe])))
+    return {
+        "capture_overhead_ratio": statistics.median(capture_s) / statistics.median(plain_s),
+        "capture_prompt_tokens": record.n_prompt,
+        "capture_new_tokens": n_new,
+        "plain_generate_s": statistics.median(plain_s),
+        "captured_turn_s": statistics.median(capture_s),
+    }
+
+
+def throughput(lm, repeats: int) -> dict:
+    ids = torch.randint(1000, 20000, (1, PROMPT_TOKENS), generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        lm.model(ids)  # warm-up
+        prefill = statistics.median(timed(lambda: lm.model(ids)) for _ in range(repeats))
+        total = statistics.median(
+            timed(
+                lambda: lm.model.generate(
+                    ids,
+                    attention_mask=torch.ones_like(ids),
+                    do_sample=False,
+                    max_new_tokens=NEW_TOKENS,
+                    min_new_tokens=NEW_TOKENS,
+                )
+            )
+            for _ in range(repeats)
+        )
+    return {"prefill_s": prefill, "decode_tokens_per_s": (NEW_TOKENS - 1) / max(total - prefill, 1e-9)}
+
+
+def cpu_dtype_comparison(settings: Settings, fp32_lm) -> dict:
+    """bf16 vs fp32 on this CPU: speed, and whether greedy replies stay the same."""
+    bf16_lm = load_model(EMBEDDED_MODEL_ID, Settings(**{**settings.__dict__, "dtype": "bfloat16"}))
+    prompts = ["Name a color in a rainbow.", "What is the capital of France?", "Write a haiku about autumn."]
+    params = SamplingParams(max_new_tokens=32)
+    same, fp32_s, bf16_s = 0, 0.0, 0.0
+    for prompt in prompts:
+        messages = [{"role": "user", "content": prompt}]
+        start = time.perf_counter()
+        a = run_turn(fp32_lm, messages, params)
+        fp32_s += time.perf_counter() - start
+        start = time.perf_counter()
+        b = run_turn(bf16_lm, messages, params)
+        bf16_s += time.perf_counter() - start
+        same += int(a.token_ids.tolist() == b.token_ids.tolist())
+    return {"bf16_speedup_vs_fp32": fp32_s / bf16_s, "bf16_same_greedy_replies": f"{same}/{len(prompts)}"}
+
+
+def session_state_mb(tokenizer_dir: Path, tmp: Path, n_tokens: int = 2048) -> dict:
+    """Pickled record size at 2,048 tokens for gemma-2-2b's shapes (26 layers, 8 heads, 4 KV heads,
+    head_dim 256, vocab 256,000). The record holds nothing per hidden unit, so d_model is reduced to
+    256 to keep the random model small on CPU; attention and vocabulary shapes are gemma-2-2b's."""
+    config = Gemma2Config(
+        vocab_size=256_000,
+        hidden_size=256,
+        intermediate_size=512,
+        num_hidden_layers=26,
+        num_attention_heads=8,
+        num_key_value_heads=4,
+        head_dim=256,
+        max_position_embeddings=8192,
+        bos_token_id=2,
+        eos_token_id=1,
+        pad_token_id=0,
+    )
+    torch.manual_seed(0)
+    Gemma2ForCausalLM(config).save_pretrained(tmp)
+    from transformers import AutoTokenizer
+
+    AutoTokenizer.from_pretrained(tokenizer_dir).save_pretrained(tmp)
+    lm = load_model(str(tmp), Settings(max_context_tokens=n_tokens, max_new_tokens_limit=64))
+    messages = chat_messages_of_length(lm, n_tokens - 64)
+    record = run_turn(lm, messages, SamplingParams(max_new_tokens=64))
+    return {
+        "session_state_mb_2048": record.serialized_size() / 2**20,
+        "session_state_tokens": record.n_tokens,
+        "attention_layer_mb_2048_fp16": 8 * n_tokens * n_tokens * 2 / 2**20,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="one repeat per measurement")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    repeats = 1 if args.quick else 3
+    settings = Settings.load(env={k: v for k, v in __import__("os").environ.items() if k != "GEMMA_INSPECTOR_MODEL"})
+    started = time.perf_counter()
+    lm = load_model(EMBEDDED_MODEL_ID, settings)
+    results: dict = {"model": EMBEDDED_MODEL_ID, "dtype": str(lm.dtype), "threads": torch.get_num_threads()}
+    log.info("capture overhead ...")
+    results.update(capture_overhead(lm, repeats))
+    log.info("throughput ...")
+    results.update(throughput(lm, repeats))
+    log.info("bf16 vs fp32 ...")
+    results.update(cpu_dtype_comparison(settings, lm))
+    log.info("session state at 2048 tokens ...")
+    import tempfile
+
+    from inspectors.loading import embedded_model_dir
+
+    with tempfile.TemporaryDirectory() as tmp:
+        results.update(session_state_mb(embedded_model_dir(settings), Path(tmp)))
+    results["bench_wall_s"] = time.perf_counter() - started
+    print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in results.items()}))
+
+
+if __name__ == "__main__":
+    main()

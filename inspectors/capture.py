@@ -1,0 +1,346 @@
+"""The only forward passes of a chat turn: stream the reply, and capture the turn while doing so.
+
+Capture rides on generation itself rather than on a second pass: a logits-processor recorder keeps
+each step's top-k (raw and warped) and forward hooks on the probed decoder layers keep their
+residual stream, so a captured turn costs little more than a plain `generate` (bench/run.py).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import secrets
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from transformers import (
+    GenerationConfig,
+    LogitsProcessor,
+    LogitsProcessorList,
+    StoppingCriteria,
+    StoppingCriteriaList,
+)
+from transformers.generation.streamers import BaseStreamer
+
+from inspectors.errors import GenerationError, InvalidParameterError
+from inspectors.loading import LoadedModel
+from inspectors.record import StepDistributions, TurnRecord
+from inspectors.sampling import SamplingParams, build_processors
+from inspectors.templating import PromptBuild, build_prompt
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LayerProbe:
+    """Reads the residual stream after decoder layer `layer` (`blocks.{layer}.hook_resid_post`) for
+    every token of the turn, and returns something compact to keep in the record under `name`.
+
+    `fn` gets a (T, d_model) tensor on the model's device and the (T,) token ids; it must not keep the
+    dense tensor (an SAE probe, for instance, keeps only sparse top-k activations).
+    """
+
+    name: str
+    layer: int
+    fn: Callable[[torch.Tensor, np.ndarray], Any]
+
+
+@dataclass
+class TurnProgress:
+    """Yielded while a reply streams; the last one carries the finished record."""
+
+    reply_text: str
+    n_reply_tokens: int
+    record: TurnRecord | None = None
+
+
+def stream_turn(
+    lm: LoadedModel,
+    messages: Sequence[Mapping[str, Any]],
+    params: SamplingParams | None = None,
+    *,
+    probes: Sequence[LayerProbe] = (),
+    stop_event: threading.Event | None = None,
+) -> Iterator[TurnProgress]:
+    """Reply to the last user message of `messages`, yielding the reply as it grows, then the record."""
+    params = params or SamplingParams()
+    _check_limits(lm, params, probes)
+    prompt = build_prompt(lm.tokenizer, lm.chat_template, messages, lm.context_limit - params.max_new_tokens)
+    if params.seed is None:
+        params = params.with_seed(secrets.randbelow(2**31))
+    stop_event = stop_event or threading.Event()  # set it to stop the reply early
+    yield from _generate_and_capture(lm, prompt, params, probes, stop_event)
+
+
+def run_turn(
+    lm: LoadedModel,
+    messages: Sequence[Mapping[str, Any]],
+    params: SamplingParams | None = None,
+    *,
+    probes: Sequence[LayerProbe] = (),
+) -> TurnRecord:
+    """`stream_turn` without streaming: the finished record."""
+    record = None
+    for progress in stream_turn(lm, messages, params, probes=probes):
+        record = progress.record or record
+    assert record is not None  # the last progress always carries the record
+    return record
+
+
+def _check_limits(lm: LoadedModel, params: SamplingParams, probes: Sequence[LayerProbe]) -> None:
+    limit = min(lm.settings.max_new_tokens_limit, lm.context_limit - 1)
+    if params.max_new_tokens > limit:
+        raise InvalidParameterError(
+            "max_new_tokens", f"must be at most {limit} for {lm.model_id}", params.max_new_tokens
+        )
+    for probe in probes:
+        if not 0 <= probe.layer < lm.n_layers:
+            raise InvalidParameterError(
+                f"probe {probe.name!r} layer", f"must be in [0, {lm.n_layers - 1}] for {lm.model_id}", probe.layer
+            )
+
+
+class _StepRecorder(LogitsProcessor):
+    """Applies the sampling processors and keeps the top-k of the distributions before and after them.
+
+    A step's chosen token is only known at the next call (or at the end), so the full probability
+    vectors of the latest step are held until then; everything kept is O(k) per step.
+    """
+
+    def __init__(self, processors: LogitsProcessorList, k: int):
+        self.processors = processors
+        self.k = k
+        self.raw_ids: list[np.ndarray] = []
+        self.raw_probs: list[np.ndarray] = []
+        self.warped_ids: list[np.ndarray] = []
+        self.warped_probs: list[np.ndarray] = []
+        self.chosen_raw: list[float] = []
+        self.chosen_warped: list[float] = []
+        self._pending: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        self._settle(int(input_ids[0, -1]))
+        raw = torch.softmax(scores[0].float(), dim=-1)  # (V,)
+        warped_scores = self.processors(input_ids, scores)
+        warped = torch.softmax(warped_scores[0].float(), dim=-1)  # (V,); masked tokens get 0
+        for dist, ids_out, probs_out in (
+            (raw, self.raw_ids, self.raw_probs),
+            (warped, self.warped_ids, self.warped_probs),
+        ):
+            top = torch.topk(dist, self.k)
+            ids_out.append(top.indices.cpu().numpy().astype(np.int32))
+            probs_out.append(top.values.cpu().numpy().astype(np.float32))
+        self._pending = (raw, warped)
+        return warped_scores
+
+    def _settle(self, chosen: int) -> None:
+        if self._pending is not None:
+            raw, warped = self._pending
+            self.chosen_raw.append(float(raw[chosen]))
+            self.chosen_warped.append(float(warped[chosen]))
+            self._pending = None
+
+    def finish(self, last_token: int, n_steps: int) -> StepDistributions:
+        self._settle(last_token)
+        return StepDistributions(
+            raw_ids=_stack(self.raw_ids, self.k, np.int32),
+            raw_probs=_stack(self.raw_probs, self.k, np.float32),
+            warped_ids=_stack(self.warped_ids, self.k, np.int32),
+            warped_probs=_stack(self.warped_probs, self.k, np.float32),
+            chosen_raw_prob=np.asarray(self.chosen_raw, dtype=np.float32),
+            chosen_warped_prob=np.asarray(self.chosen_warped, dtype=np.float32),
+        ).truncated(n_steps)  # generate may run one step past the stop and then undo it
+
+
+def _stack(rows: list[np.ndarray], k: int, dtype: type) -> np.ndarray:
+    return np.stack(rows).astype(dtype) if rows else np.zeros((0, k), dtype=dtype)
+
+
+class _StopOnEvent(StoppingCriteria):
+    """Stops when the user asks (their event) or when the consumer of the stream went away."""
+
+    def __init__(self, *events: threading.Event):
+        self.events = events
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: Any) -> torch.BoolTensor:
+        stop = any(event.is_set() for event in self.events)
+        return torch.full((input_ids.shape[0],), stop, dtype=torch.bool, device=input_ids.device)
+
+
+class _TokenQueue(BaseStreamer):
+    """Hands each new token id to the consumer thread; generate's first `put` is the prompt."""
+
+    def __init__(self):
+        self.queue: queue.Queue[int | None] = queue.Queue()
+        self._prompt_skipped = False
+
+    def put(self, value: torch.Tensor) -> None:
+        if not self._prompt_skipped:
+            self._prompt_skipped = True
+            return
+        for token in value.flatten().tolist():
+            self.queue.put(int(token))
+
+    def end(self) -> None:
+        self.queue.put(None)
+
+
+class _ResidualHooks:
+    """Forward hooks collecting each probed layer's output, chunk by chunk as generation feeds tokens."""
+
+    def __init__(self, lm: LoadedModel, layers: set[int]):
+        self.chunks: dict[int, list[torch.Tensor]] = {layer: [] for layer in layers}
+        blocks = lm.decoder_layers
+        self.handles = [blocks[layer].register_forward_hook(self._hook(layer)) for layer in layers]
+
+    def _hook(self, layer: int) -> Callable:
+        def hook(module: torch.nn.Module, args: Any, output: Any) -> None:
+            hidden = output[0] if isinstance(output, tuple) else output  # (1, t, d)
+            self.chunks[layer].append(hidden[0].detach())
+
+        return hook
+
+    def stacked(self, layer: int) -> torch.Tensor:
+        return torch.cat(self.chunks[layer], dim=0)  # (N, d)
+
+    def remove(self) -> None:
+        for handle in self.handles:
+            handle.remove()
+
+
+def _generate_and_capture(
+    lm: LoadedModel,
+    prompt: PromptBuild,
+    params: SamplingParams,
+    probes: Sequence[LayerProbe],
+    stop_event: threading.Event,
+) -> Iterator[TurnProgress]:
+    tokenizer = lm.tokenizer
+    input_ids = torch.tensor([prompt.ids], device=lm.device)
+    recorder = _StepRecorder(build_processors(params), lm.settings.top_k_stored)
+    streamer = _TokenQueue()
+    # Neutral values so generate adds no processors of its own (nor the model's defaults, e.g. Gemma 3's
+    # top_k=64): the recorder applies `params` with transformers' processors. Greedy adds no warpers.
+    neutral = {"temperature": 1.0, "top_k": 0, "top_p": 1.0} if params.do_sample else {}
+    config = GenerationConfig(
+        max_new_tokens=params.max_new_tokens,
+        do_sample=params.do_sample,
+        repetition_penalty=1.0,
+        **neutral,
+        eos_token_id=lm.stop_token_ids,
+        pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else lm.stop_token_ids[0],
+        return_dict_in_generate=True,
+        use_cache=True,
+    )
+    abandoned = threading.Event()
+    result: dict[str, Any] = {}
+
+    def work() -> None:
+        # The lock is taken here, in the thread that runs the model, not in the generator: Gradio
+        # resumes a generator on whichever worker thread is free. Hooks live only inside the lock,
+        # so no other session's forward pass is ever recorded.
+        try:
+            with lm.lock:
+                hooks = _ResidualHooks(lm, {probe.layer for probe in probes})
+                try:
+                    torch.manual_seed(params.seed)
+                    with torch.inference_mode():
+                        output = lm.model.generate(
+                            input_ids=input_ids,
+                            attention_mask=torch.ones_like(input_ids),
+                            generation_config=config,
+                            logits_processor=LogitsProcessorList([recorder]),
+                            stopping_criteria=StoppingCriteriaList([_StopOnEvent(stop_event, abandoned)]),
+                            streamer=streamer,
+                        )
+                        result["probes"] = _run_probes(lm, hooks, probes, output, output.sequences[0])
+                    result["output"] = output
+                finally:
+                    hooks.remove()
+        except BaseException as err:  # re-raised in the consumer thread
+            result["error"] = err
+            streamer.end()
+
+    started = time.perf_counter()
+    first_token_at = None
+    worker = threading.Thread(target=work, name="gemma-inspector-generate", daemon=True)
+    try:
+        worker.start()
+        reply_ids: list[int] = []
+        while (token := streamer.queue.get()) is not None:
+            first_token_at = first_token_at or time.perf_counter()
+            reply_ids.append(token)
+            yield TurnProgress(tokenizer.decode(reply_ids, skip_special_tokens=True), len(reply_ids))
+        worker.join()
+        if "error" in result:
+            err = result["error"]
+            raise GenerationError(
+                f"The model failed while generating ({type(err).__name__}: {err}). The conversation is unchanged: "
+                "retry, or lower max new tokens."
+            ) from err
+        generated_at = time.perf_counter()
+        output = result["output"]
+        sequence = output.sequences[0]
+        n_prompt = len(prompt.ids)
+        n_steps = int(sequence.shape[0]) - n_prompt
+        steps = recorder.finish(int(sequence[-1]), n_steps)
+    finally:
+        abandoned.set()  # ends generation early if the consumer stopped listening
+        worker.join()
+    token_ids = sequence.cpu().numpy().astype(np.int32)
+    reply = token_ids[n_prompt:]
+    record = TurnRecord(
+        model_id=lm.model_id,
+        messages=prompt.messages,
+        prompt_text=prompt.text,
+        token_ids=token_ids,
+        tokens=tokenizer.convert_ids_to_tokens(token_ids.tolist()),
+        n_prompt=n_prompt,
+        reply_text=tokenizer.decode(reply.tolist(), skip_special_tokens=True).strip(),
+        stop_reason=_stop_reason(lm, reply, n_steps, params),
+        params=params.to_dict(),
+        steps=steps,
+        special_ids=lm.special_ids,
+        system_handling=prompt.system_handling,
+        dropped_messages=prompt.dropped_messages,
+        truncated_tokens=prompt.truncated_tokens,
+        warnings=list(prompt.warnings),
+        probes=result["probes"],
+        timings={
+            "time_to_first_token_s": (first_token_at or generated_at) - started,
+            "generate_s": generated_at - started,
+            "capture_s": time.perf_counter() - generated_at,
+        },
+    )
+    yield TurnProgress(record.reply_text, n_steps, record)
+
+
+def _stop_reason(lm: LoadedModel, reply: np.ndarray, n_steps: int, params: SamplingParams) -> str:
+    if len(reply) and int(reply[-1]) in lm.stop_token_ids:
+        return "end_of_turn" if lm.tokenizer.convert_ids_to_tokens(int(reply[-1])) == "<end_of_turn>" else "eos"
+    if n_steps >= params.max_new_tokens:
+        return "max_new_tokens"
+    return "stopped"
+
+
+def _run_probes(
+    lm: LoadedModel, hooks: _ResidualHooks, probes: Sequence[LayerProbe], output: Any, sequence: torch.Tensor
+) -> dict[str, Any]:
+    if not probes:
+        return {}
+    n_tokens = int(sequence.shape[0])
+    if any(hooks.stacked(layer).shape[0] < n_tokens for layer in hooks.chunks):
+        # generate never feeds the token it samples last: one cached step gives its residual too.
+        with torch.inference_mode():
+            lm.model(input_ids=sequence[None, -1:], cache=output.cache, use_cache=True)
+    token_ids = sequence.cpu().numpy()
+    results = {}
+    for probe in probes:
+        resid = hooks.stacked(probe.layer)[:n_tokens]  # (T, d); extra deferred-stop steps dropped
+        results[probe.name] = probe.fn(resid, token_ids)
+    return results

