@@ -294,6 +294,7 @@ def _generate_and_capture(
         worker.join()
     token_ids = sequence.cpu().numpy().astype(np.int32)
     reply = token_ids[n_prompt:]
+    pieces = _pieces(tokenizer, steps)
     record = TurnRecord(
         model_id=lm.model_id,
         messages=prompt.messages,
@@ -305,7 +306,8 @@ def _generate_and_capture(
         stop_reason=_stop_reason(lm, reply, n_steps, params),
         params=params.to_dict(),
         steps=steps,
-        special_ids=lm.special_ids,
+        special_ids=sorted(lm.special_ids & (set(token_ids.tolist()) | set(pieces))),
+        candidate_pieces=pieces,
         system_handling=prompt.system_handling,
         dropped_messages=prompt.dropped_messages,
         truncated_tokens=prompt.truncated_tokens,
@@ -318,6 +320,11 @@ def _generate_and_capture(
         },
     )
     yield TurnProgress(record.reply_text, n_steps, record)
+
+
+def _pieces(tokenizer: Any, steps: StepDistributions) -> dict[int, str]:
+    ids = sorted(set(steps.raw_ids.ravel().tolist()) | set(steps.warped_ids.ravel().tolist()))
+    return dict(zip(ids, tokenizer.convert_ids_to_tokens(ids), strict=True))
 
 
 def _stop_reason(lm: LoadedModel, reply: np.ndarray, n_steps: int, params: SamplingParams) -> str:

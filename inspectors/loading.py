@@ -8,6 +8,7 @@ each other's activations, and the sampling RNG is process-global.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import shutil
 import threading
@@ -77,9 +78,13 @@ class LoadedModel:
         ids.update(configured if isinstance(configured, list) else [configured])
         return sorted(i for i in ids if i is not None)
 
-    @property
-    def special_ids(self) -> list[int]:
-        return sorted(set(self.tokenizer.all_special_ids) | set(self.stop_token_ids))
+    @functools.cached_property
+    def special_ids(self) -> frozenset[int]:
+        """Every special token id: <bos>, <eos>, the template markers and the tokenizer's other added
+        special tokens (Gemma's `all_special_ids` omits `<start_of_turn>`)."""
+        added = getattr(self.tokenizer, "added_tokens_decoder", {}) or {}
+        marked = {i for i, token in added.items() if getattr(token, "special", False)}
+        return frozenset(marked | set(self.tokenizer.all_special_ids) | set(self.stop_token_ids))
 
 
 _loaded: dict[tuple, LoadedModel] = {}

@@ -51,7 +51,8 @@ class TurnRecord:
     stop_reason: str  # 'end_of_turn' | 'eos' | 'max_new_tokens' | 'stopped'
     params: dict[str, Any]  # SamplingParams as a dict, with the seed that was actually used
     steps: StepDistributions
-    special_ids: list[int]  # ids of the tokenizer's special tokens (template markers, bos, eos)
+    special_ids: list[int]  # the special token ids (template markers, bos, eos) among this turn's tokens and candidates
+    candidate_pieces: dict[int, str]  # tokenizer piece of every id in `steps`, so views need no tokenizer
     system_handling: str | None = None
     dropped_messages: int = 0
     truncated_tokens: int = 0
