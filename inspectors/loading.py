@@ -238,6 +238,11 @@ def explain_load_error(model_id: str, err: BaseException) -> str:
     def any_is(*types: type) -> bool:
         return any(isinstance(e, types) for e in chain)
 
+    if any_is(hub_errors.HFValidationError) or "repo id must" in text:
+        return (
+            f"{model_id!r} was not found: it is neither an existing local folder nor a valid Hugging Face id "
+            "(owner/name, e.g. google/gemma-2-2b-it)."
+        )
     if any_is(hub_errors.GatedRepoError) or "gated" in text:
         return f"{model_id} is a gated model: accept its licence at {page} while logged in, then {token_help}."
     if "401" in text or "invalid user token" in text or "unauthorized" in text:

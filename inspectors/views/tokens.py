@@ -55,9 +55,11 @@ def highlighted_tokens(record: TurnRecord) -> list[tuple[str, str]]:
     return [(show_whitespace(piece), part) for piece, part in zip(record.tokens, token_parts(record), strict=True)]
 
 
-def reply_tokens(record: TurnRecord) -> list[tuple[str, str]]:
-    """The reply's tokens labelled by generation step, for choosing a step by clicking a token."""
-    return [(show_whitespace(piece), f"step {step}") for step, piece in enumerate(record.tokens[record.n_prompt :])]
+def reply_tokens(record: TurnRecord) -> list[tuple[str, float]]:
+    """The reply's tokens, each shaded by the probability it was generated with (raw softmax), for
+    choosing a step by clicking a token: a faint token was an unlikely pick."""
+    pieces = record.tokens[record.n_prompt :]
+    return [(show_whitespace(p), float(q)) for p, q in zip(pieces, record.steps.chosen_raw_prob, strict=True)]
 
 
 def tokenize_rows(tokenizer: Any, text: str) -> list[list[Any]]:

@@ -1,0 +1,250 @@
+"""Event handlers: call the library, format for components. Per-user data comes in and goes out as
+`Session` state; the only shared objects are the read-only models and the per-session stop flags."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import gradio as gr
+
+from inspectors.attention import layer_attention
+from inspectors.conversation import Conversation
+from inspectors.errors import InspectorError
+from inspectors.loading import LoadedModel, load_model
+from inspectors.sampling import coerce_params
+from inspectors.settings import Settings
+from inspectors.ui.session import Session, StopFlags
+from inspectors.views.attention_map import attention_figure, heads_overview
+from inspectors.views.next_token import next_token_figure, step_rows, step_summary
+from inspectors.views.prompt import prompt_html, prompt_warnings
+from inspectors.views.tokens import highlighted_tokens, reply_tokens, token_rows, tokenize_rows
+
+log = logging.getLogger(__name__)
+
+try:  # ZeroGPU Spaces: a GPU is attached only inside @spaces.GPU; elsewhere it is a no-op
+    import spaces
+
+    gpu = spaces.GPU
+except ImportError:  # not on a Space
+
+    def gpu(fn: Callable) -> Callable:
+        return fn
+
+
+def user_errors(fn: Callable) -> Callable:
+    """Inspection handlers: a bad choice becomes a message in the UI / API, never a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except InspectorError as err:
+            raise gr.Error(str(err)) from err
+
+    return wrapper
+
+
+class Handlers:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.stops = StopFlags()
+
+    def model(self, session: Session | None) -> LoadedModel:
+        return load_model(self.session(session).model_id, self.settings)
+
+    def session(self, session: Session | None) -> Session:
+        return session if session is not None else Session(model_id=self.settings.model_id)
+
+    # ---- chat ----------------------------------------------------------------------------------
+    def chat(
+        self,
+        message: str,
+        session: Session | None,
+        system_prompt: str,
+        temperature: float,
+        top_k: float,
+        top_p: float,
+        max_new_tokens: float,
+        seed: str | float | None,
+        request: gr.Request | None = None,
+    ) -> Iterator[tuple[list[dict[str, str]], Session, str, str]]:
+        """Stream a reply. Yields (chat messages, session, status, message box). On any failure the
+        history is kept, the message stays in the box, and the status says why."""
+        session = self.session(session)
+        conversation = session.conversation
+        history = _chat_messages(conversation)
+        stop_event = self.stops.fresh(_session_key(request))
+        try:
+            conversation.system_prompt = system_prompt or ""
+            params = coerce_params(temperature, top_k, top_p, max_new_tokens, 1.0, seed)
+            lm = self.model(session)
+            pending = [*history, {"role": "user", "content": message}]
+            for progress in _generate(lm, conversation, message, params, stop_event):
+                if progress.record is None:
+                    yield [*pending, {"role": "assistant", "content": progress.reply_text}], session, "Generating…", ""
+            yield _chat_messages(conversation), session, _turn_status(conversation), ""
+        except InspectorError as err:
+            yield history, session, f"⚠️ {err}", message
+        except Exception as err:  # one user's failure must never break the app or lose the history
+            log.exception("chat turn failed")
+            yield (
+                history,
+                session,
+                f"⚠️ Unexpected error ({type(err).__name__}: {err}). Your conversation is kept.",
+                message,
+            )
+
+    def stop(self, request: gr.Request | None = None) -> None:
+        self.stops.stop(_session_key(request))
+
+    def undo(self, session: Session | None) -> tuple[list[dict[str, str]], Session, str, str]:
+        """Remove the last exchange and put its user message back in the box."""
+        session = self.session(session)
+        conversation = session.conversation
+        if not conversation.records:
+            return [], session, "Nothing to undo.", ""
+        last_user = conversation.messages[-2]["content"]
+        conversation.undo()
+        return _chat_messages(conversation), session, "Removed the last turn.", last_user
+
+    def retry(
+        self,
+        session: Session | None,
+        system_prompt: str,
+        temperature: float,
+        top_k: float,
+        top_p: float,
+        max_new_tokens: float,
+        seed: str | float | None,
+        request: gr.Request | None = None,
+    ) -> Iterator[tuple[list[dict[str, str]], Session, str, str]]:
+        """Regenerate the last reply (a new seed unless one is set)."""
+        session = self.session(session)
+        if not session.conversation.records:
+            yield _chat_messages(session.conversation), session, "Nothing to retry yet.", ""
+            return
+        _, session, _, message = self.undo(session)
+        controls = (system_prompt, temperature, top_k, top_p, max_new_tokens, seed)
+        yield from self.chat(message, session, *controls, request=request)
+
+    def clear(self, session: Session | None) -> tuple[list, Session, str, str]:
+        session = self.session(session)
+        session.conversation = Conversation(system_prompt=session.conversation.system_prompt)
+        return [], session, "Conversation cleared.", ""
+
+    def switch_model(self, model_id: str, session: Session | None, progress: gr.Progress | None = None):
+        """Load another model for this session; a failure keeps the current one and says why."""
+        session = self.session(session)
+        report = (lambda fraction, text: progress(fraction, desc=text)) if progress is not None else None
+        try:
+            lm = load_model(model_id, self.settings, progress=report)
+        except InspectorError as err:
+            current = self.model(session)
+            return session, f"⚠️ {err} Still using {current.model_id}.", model_card(current), current.model_id
+        if lm.model_id != session.model_id:
+            session = Session(model_id=lm.model_id)  # a conversation belongs to the model that wrote it
+        return session, f"Loaded {lm.model_id}.", model_card(lm), lm.model_id
+
+    # ---- inspection (each a pure function of the session's record, except attention) -----------
+    @user_errors
+    def turns(self, session: Session | None) -> gr.Dropdown:
+        choices = self.session(session).turn_choices()
+        return gr.Dropdown(choices=choices, value=choices[-1][1] if choices else None)
+
+    @user_errors
+    def prompt(self, session: Session | None, turn: int | None) -> tuple[str, str, str]:
+        record = self.session(session).record(turn)
+        if record is None:
+            return "", _EMPTY, ""
+        warnings = prompt_warnings(record)
+        notes = "\n".join(f"- ⚠️ {w}" for w in warnings) or "No warnings: one `<bos>`, nothing trimmed."
+        return record.prompt_text, prompt_html(record), notes
+
+    @user_errors
+    def tokens(self, session: Session | None, turn: int | None) -> tuple[list, list]:
+        record = self.session(session).record(turn)
+        if record is None:
+            return [], []
+        return highlighted_tokens(record), token_rows(record)
+
+    @user_errors
+    def tokenize(self, session: Session | None, text: str) -> list:
+        return tokenize_rows(self.model(session).tokenizer, text or "")
+
+    @user_errors
+    def next_token(self, session: Session | None, turn: int | None, step: float | None):
+        record = self.session(session).record(turn)
+        if record is None or record.steps.n_steps == 0:
+            return None, [], "No generated tokens yet.", [], gr.Slider(maximum=1, value=0)
+        step = min(int(step or 0), record.steps.n_steps - 1)
+        return (
+            next_token_figure(record, step),
+            step_rows(record, step),
+            step_summary(record, step),
+            reply_tokens(record),
+            gr.Slider(maximum=max(1, record.steps.n_steps - 1), value=step),  # a slider needs max > min
+        )
+
+    @user_errors
+    def attention(self, session: Session | None, turn: int | None, layer: float, head: str, query_start: float):
+        session = self.session(session)
+        record = session.record(turn)
+        if record is None:
+            return None, None
+        lm = self.model(session)
+        weights = _attention(lm, record, int(layer))
+        head_choice: int | str = "mean" if head == "mean" else int(head)
+        return (
+            attention_figure(weights, record.tokens, head_choice, int(layer), int(query_start or 0)),
+            heads_overview(weights, int(layer), int(query_start or 0)),
+        )
+
+    @user_errors
+    def sae(self, session: Session | None, turn: int | None) -> str:
+        lm = self.model(session)
+        return (
+            f"No sparse autoencoder is available for `{lm.model_id}` in this build, so there are no feature "
+            "activations to show. Everything else works as usual."
+        )
+
+
+@gpu
+def _generate(lm: LoadedModel, conversation: Conversation, message: str, params: Any, stop_event: Any):
+    yield from conversation.stream(lm, message, params, stop_event=stop_event)
+
+
+@gpu
+def _attention(lm: LoadedModel, record: Any, layer: int):
+    return layer_attention(lm, record, layer)
+
+
+_EMPTY = "<p><em>Send a message: each turn's internals appear here.</em></p>"
+
+
+def model_card(lm: LoadedModel) -> str:
+    return (
+        f"**Model:** `{lm.model_id}` — {lm.description}  \n"
+        f"{lm.n_layers} layers · {lm.n_heads} heads · context {lm.context_limit} tokens · "
+        f"{str(lm.dtype).removeprefix('torch.')} on {lm.device.type} · template: "
+        f"{'the tokenizer' if lm.template_source == 'tokenizer' else 'Gemma (prompts/)'}"
+    )
+
+
+def _chat_messages(conversation: Conversation) -> list[dict[str, str]]:
+    return [dict(m) for m in conversation.messages]
+
+
+def _turn_status(conversation: Conversation) -> str:
+    record = conversation.records[-1]
+    status = (
+        f"Turn {len(conversation.records)}: {record.steps.n_steps} tokens, stopped by {record.stop_reason}, "
+        f"seed {record.params['seed']}"
+    )
+    return status + "".join(f"  \n⚠️ {w}" for w in record.warnings)
+
+
+def _session_key(request: gr.Request | None) -> str:
+    return getattr(request, "session_hash", None) or "local"
