@@ -58,12 +58,16 @@ def build_app(settings: Settings | None = None) -> gr.Blocks:
                     )
                     seed = gr.Textbox(label="Seed (empty: a new one each turn, shown in the status)")
             with gr.Column(scale=6):
-                turn = gr.Dropdown(choices=[], label="Turn to inspect", interactive=True)
+                # custom values: API clients name a turn by index without the browser having listed it
+                turn = gr.Dropdown(choices=[], label="Turn to inspect", interactive=True, allow_custom_value=True)
                 with gr.Tabs():
                     with gr.Tab("Prompt"):
                         prompt_warnings = gr.Markdown()
                         prompt_marked = gr.HTML()
-                        prompt_text = gr.Code(label="Exact templated prompt (copy)", language=None, lines=8)
+                        # A Textbox, not gr.Code: Code strips the trailing newline the model actually saw.
+                        prompt_text = gr.Textbox(
+                            label="Exact templated prompt", lines=6, max_lines=30, buttons=["copy"], interactive=False
+                        )
                     with gr.Tab("Tokens"):
                         token_chips = gr.HighlightedText(
                             label="Tokens (template / prompt / reply; ␣ space, ↵ newline)",

@@ -1,0 +1,87 @@
+"""A real browser (Debian chromium via Playwright) on the real app with the embedded Gemma 3 270M:
+type a message, watch the reply stream in, open every tab and check it shows the turn."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from inspectors.settings import EMBEDDED_MODEL_ID, REPO_ROOT, Settings
+from tests.ui.conftest import launch
+
+CHROMIUM = Path("/usr/bin/chromium")
+SCREENSHOTS = REPO_ROOT / "artifacts" / "screenshots"
+pytestmark = pytest.mark.integration
+
+if not CHROMIUM.exists():
+    if os.environ.get("CI"):
+        raise RuntimeError("CI needs Debian chromium at /usr/bin/chromium: .ci/run installs it with apt-get")
+    pytest.skip("Debian chromium is not installed (apt-get install -y chromium)", allow_module_level=True)
+
+
+@pytest.fixture(scope="module")
+def app_url():
+    settings = Settings(model_id=EMBEDDED_MODEL_ID, max_new_tokens_limit=24, max_context_tokens=1024)
+    demo, url = launch(settings)
+    yield url
+    demo.close()
+
+
+@pytest.fixture(scope="module")
+def page(app_url):
+    from playwright.sync_api import sync_playwright
+
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        page = browser.new_page(viewport={"width": 1500, "height": 1000})
+        page.goto(app_url)
+        yield page
+        browser.close()
+
+
+def test_chat_streams_and_every_tab_shows_the_turn(page):
+    page.get_by_placeholder("Type a message and press Enter").fill("Name a color in a rainbow.")
+    page.keyboard.press("Enter")
+    bot = page.locator(".message.bot, [data-testid='bot']").last
+    bot.wait_for(timeout=60_000)
+    lengths = []
+    status = page.locator("#gi-status")
+    while "stopped by" not in status.inner_text() and len(lengths) < 400:
+        lengths.append(len(bot.inner_text()))
+        page.wait_for_timeout(100)
+    page.screenshot(path=SCREENSHOTS / "chat.png")
+    assert "stopped by" in status.inner_text()
+    assert len(set(lengths)) >= 2, f"the reply did not grow while streaming: {lengths[:20]}"
+    assert bot.inner_text().strip()
+
+    page.get_by_role("tab", name="Prompt").click()
+    specials = page.locator(".gi-special")
+    specials.first.wait_for(timeout=30_000)
+    assert specials.count() >= 4  # <bos>, <start_of_turn>, <end_of_turn>, <start_of_turn>
+    page.screenshot(path=SCREENSHOTS / "prompt.png")
+
+    page.get_by_role("tab", name="Tokens").click()
+    page.get_by_text("Name", exact=True).first.wait_for(timeout=30_000)
+    page.screenshot(path=SCREENSHOTS / "tokens.png")
+
+    page.get_by_role("tab", name="Next token").click()
+    bars = page.locator(".js-plotly-plot .bars path")
+    bars.first.wait_for(timeout=30_000)
+    assert bars.count() >= 10
+    assert "Step 0: generated" in page.locator("body").inner_text()
+    page.screenshot(path=SCREENSHOTS / "next_token.png")
+
+    page.get_by_role("tab", name="Attention").click()
+    heatmap = page.locator(".js-plotly-plot .heatmaplayer image, .js-plotly-plot .hm image")
+    heatmap.first.wait_for(state="attached", timeout=60_000)
+    assert heatmap.count() >= 1
+    page.screenshot(path=SCREENSHOTS / "attention.png")
+
+    page.get_by_role("tab", name="SAE").click()
+    page.get_by_text("No sparse autoencoder").wait_for(timeout=30_000)
