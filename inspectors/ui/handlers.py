@@ -135,10 +135,14 @@ class Handlers:
         session.conversation = Conversation(system_prompt=session.conversation.system_prompt)
         return [], session, "Conversation cleared.", ""
 
-    def switch_model(self, model_id: str, session: Session | None, progress: gr.Progress | None = None):
-        """Load another model for this session; a failure keeps the current one and says why."""
+    def switch_model(self, model_id: str, session: Session | None, progress: gr.Progress = gr.Progress()):  # noqa: B008
+        """Load another model for this session; a failure keeps the current one and says why.
+        Gradio fills `progress` (a progress bar while a model downloads or converts)."""
         session = self.session(session)
-        report = (lambda fraction, text: progress(fraction, desc=text)) if progress is not None else None
+
+        def report(fraction: float, text: str) -> None:
+            progress(fraction, desc=text)
+
         try:
             lm = load_model(model_id, self.settings, progress=report)
         except InspectorError as err:
