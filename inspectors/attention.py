@@ -10,20 +10,15 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import OrderedDict
-from typing import Any
 
 import numpy as np
-import torch
 
 from inspectors.errors import InvalidParameterError
+from inspectors.forward import module_output
 from inspectors.loading import LoadedModel
 from inspectors.record import TurnRecord
 
 CACHE_ENTRIES = 6  # layers kept across all sessions; each is heads x T^2 float16
-
-
-class _StopForward(Exception):
-    """Raised from the hook: layers above the requested one are not needed."""
 
 
 _cache: OrderedDict[tuple, np.ndarray] = OrderedDict()
@@ -53,30 +48,10 @@ def layer_attention(lm: LoadedModel, record: TurnRecord | np.ndarray, layer: int
 
 
 def _compute(lm: LoadedModel, token_ids: np.ndarray, layer: int) -> np.ndarray:
-    captured: dict[str, torch.Tensor] = {}
-
-    def hook(module: torch.nn.Module, args: Any, output: Any) -> None:
-        captured["weights"] = output[1]  # (1, heads, T, T) from eager attention
-        raise _StopForward
-
-    attention_module = lm.decoder_layers[layer].self_attn
-    input_ids = torch.tensor(token_ids[None, :], dtype=torch.long, device=lm.device)
-    with lm.lock:
-        previous = lm.model.config._attn_implementation
-        handle = attention_module.register_forward_hook(hook)
-        try:
-            lm.model.set_attn_implementation("eager")
-            with torch.inference_mode():
-                lm.model(input_ids=input_ids, use_cache=False)
-        except _StopForward:
-            pass
-        finally:
-            handle.remove()
-            lm.model.set_attn_implementation(previous)
-    weights = captured.get("weights")
+    _, weights = module_output(lm, token_ids, lm.decoder_layers[layer].self_attn, eager=True)
     if weights is None:
         raise RuntimeError(f"Layer {layer} of {lm.model_id} returned no attention weights in eager mode.")
-    return weights[0].float().cpu().numpy()
+    return weights[0].float().cpu().numpy()  # (heads, T, T)
 
 
 def clear_cache() -> None:

@@ -49,6 +49,10 @@ class Settings:
     max_new_tokens_limit: int = 1024
     # How many next-token candidates each generated step keeps (raw and after sampling warpers).
     top_k_stored: int = 20
+    # A sae-lens SAE on the residual stream: a folder (cfg.json + sae_weights.safetensors) or
+    # "release:sae_id", e.g. "gemma-scope-2b-pt-res-canonical:layer_20/width_16k/canonical".
+    sae: str | None = None
+    sae_feature: int = 0  # the feature whose per-token activations are shown first
     hf_token: str | None = field(default=None, repr=False)  # never shown in repr, UI or logs
 
     def __post_init__(self) -> None:
@@ -117,6 +121,10 @@ def _from_env(env: dict[str, str]) -> dict[str, Any]:
         out["cache_dir"] = Path(env["GEMMA_INSPECTOR_CACHE"])
     if "GEMMA_INSPECTOR_MAX_CONTEXT" in env:
         out["max_context_tokens"] = integer("GEMMA_INSPECTOR_MAX_CONTEXT", env["GEMMA_INSPECTOR_MAX_CONTEXT"])
+    if env.get("GEMMA_INSPECTOR_SAE"):
+        out["sae"] = env["GEMMA_INSPECTOR_SAE"]
+    if "GEMMA_INSPECTOR_SAE_FEATURE" in env:
+        out["sae_feature"] = integer("GEMMA_INSPECTOR_SAE_FEATURE", env["GEMMA_INSPECTOR_SAE_FEATURE"])
     if env.get("HF_TOKEN"):
         out["hf_token"] = env["HF_TOKEN"]
     return out

@@ -73,3 +73,22 @@ def save_tiny_gemma(kind: str, directory: Path, tokenizer, with_template: bool |
         tokenizer.chat_template = None
     tokenizer.save_pretrained(directory)
     return directory
+
+
+def save_tiny_sae(
+    directory: Path, d_in: int, layer: int, d_sae: int = 128, seed: int = 0, always_active: int | None = None
+) -> Path:
+    """A random JumpReLU SAE on blocks.{layer}.hook_resid_post, in sae-lens's own disk format.
+    `always_active`: a feature given a large encoder bias, so it fires on every token."""
+    from sae_lens.saes.jumprelu_sae import JumpReLUSAE, JumpReLUSAEConfig
+    from sae_lens.saes.sae import SAEMetadata
+
+    metadata = SAEMetadata(hook_name=f"blocks.{layer}.hook_resid_post", neuronpedia_id=f"tiny-gemma/{layer}-res-test")
+    torch.manual_seed(seed)
+    sae = JumpReLUSAE(JumpReLUSAEConfig(d_in=d_in, d_sae=d_sae, metadata=metadata))
+    with torch.no_grad():
+        sae.threshold.fill_(0.05)  # JumpReLU: pre-activations at or below the threshold are zeroed
+        if always_active is not None:
+            sae.b_enc[always_active] = 1e5
+    sae.save_model(directory)
+    return directory

@@ -12,14 +12,26 @@ import gradio as gr
 
 from inspectors.attention import layer_attention
 from inspectors.conversation import Conversation
-from inspectors.errors import InspectorError
+from inspectors.errors import InspectorError, InvalidParameterError
 from inspectors.loading import LoadedModel, load_model
+from inspectors.sae import (
+    SAE_PROBE,
+    LoadedSAE,
+    SparseActivations,
+    check_feature,
+    check_fits,
+    feature_column,
+    load_sae_from_disk,
+    load_sae_from_release,
+    sae_probe,
+)
 from inspectors.sampling import coerce_params
 from inspectors.settings import Settings
 from inspectors.ui.session import Session, StopFlags
 from inspectors.views.attention_map import attention_figure, heads_overview
 from inspectors.views.next_token import next_token_figure, step_rows, step_summary
 from inspectors.views.prompt import prompt_html, prompt_warnings
+from inspectors.views.sae_view import feature_figure, feature_shading, feature_summary, top_feature_rows
 from inspectors.views.tokens import highlighted_tokens, reply_tokens, token_rows, tokenize_rows
 
 log = logging.getLogger(__name__)
@@ -51,9 +63,39 @@ class Handlers:
     def __init__(self, settings: Settings):
         self.settings = settings
         self.stops = StopFlags()
+        self._saes: dict[str, LoadedSAE | str] = {}  # model id -> its SAE, or why there is none
+
+    def sae_for(self, lm: LoadedModel) -> tuple[LoadedSAE | None, str]:
+        """The configured SAE for this model (loaded once, shared read-only), or the reason there is none."""
+        if lm.model_id not in self._saes:
+            self._saes[lm.model_id] = self._load_sae(lm)
+        found = self._saes[lm.model_id]
+        return (found, "") if isinstance(found, LoadedSAE) else (None, found)
+
+    def _load_sae(self, lm: LoadedModel) -> LoadedSAE | str:
+        source = self.settings.sae
+        if not source:
+            return (
+                f"No sparse autoencoder is configured for `{lm.model_id}`, so there are no feature activations "
+                "to show. Set GEMMA_INSPECTOR_SAE to a sae-lens folder or to `release:sae_id`."
+            )
+        try:
+            if ":" in source and not source.startswith(("/", ".")):
+                release, sae_id = source.split(":", 1)
+                lsae = load_sae_from_release(release, sae_id, device=str(lm.device))
+            else:
+                lsae = load_sae_from_disk(source, device=str(lm.device))
+            check_fits(lsae, lm)
+        except InspectorError as err:
+            log.warning("no SAE for %s: %s", lm.model_id, err)
+            return f"{err} Everything else works as usual."
+        return lsae
 
     def model(self, session: Session | None) -> LoadedModel:
         return load_model(self.session(session).model_id, self.settings)
+
+    def feature(self, session: Session) -> int:
+        return session.sae_feature if session.sae_feature is not None else self.settings.sae_feature
 
     def session(self, session: Session | None) -> Session:
         return session if session is not None else Session(model_id=self.settings.model_id)
@@ -81,8 +123,10 @@ class Handlers:
             conversation.system_prompt = system_prompt or ""
             params = coerce_params(temperature, top_k, top_p, max_new_tokens, 1.0, seed)
             lm = self.model(session)
+            lsae, _ = self.sae_for(lm)
+            probes = [sae_probe(lsae, check_feature(lsae, self.feature(session)))] if lsae else []
             pending = [*history, {"role": "user", "content": message}]
-            for progress in _generate(lm, conversation, message, params, stop_event):
+            for progress in _generate(lm, conversation, message, params, stop_event, probes):
                 if progress.record is None:
                     yield [*pending, {"role": "assistant", "content": progress.reply_text}], session, "Generating…", ""
             yield _chat_messages(conversation), session, _turn_status(conversation), ""
@@ -207,17 +251,45 @@ class Handlers:
         )
 
     @user_errors
-    def sae(self, session: Session | None, turn: int | None) -> str:
+    def sae(self, session: Session | None, turn: int | None, feature: float | None, position: float | None):
+        """(summary, tokens shaded by the feature, per-token bar chart, top features of the chosen token)."""
+        session = self.session(session)
         lm = self.model(session)
+        lsae, reason = self.sae_for(lm)
+        if lsae is None:
+            return reason, [], None, []
+        feature = check_feature(lsae, _whole(feature, "feature"))
+        session.sae_feature = feature  # later turns keep this feature's column in their record
+        record = session.record(turn)
+        if record is None:
+            return f"SAE `{lsae.name}` (layer {lsae.layer}). Send a message to see its features.", [], None, []
+        values = _sae_column(lm, lsae, record, feature)
+        acts = record.probes.get(SAE_PROBE)
+        if not isinstance(acts, SparseActivations):
+            return "This turn was captured before the SAE was available: send a new message.", [], None, []
+        position = min(_whole(position, "position"), record.n_tokens - 1)
         return (
-            f"No sparse autoencoder is available for `{lm.model_id}` in this build, so there are no feature "
-            "activations to show. Everything else works as usual."
+            feature_summary(acts, feature, values, record.tokens),
+            feature_shading(record.tokens, values),
+            feature_figure(record.tokens, values, feature, lsae.layer),
+            top_feature_rows(acts, position),
         )
 
 
+def _whole(value: float | None, name: str) -> int:
+    if value is None or float(value) != int(value):
+        raise InvalidParameterError(name, "must be a whole number", value)
+    return int(value)
+
+
 @gpu
-def _generate(lm: LoadedModel, conversation: Conversation, message: str, params: Any, stop_event: Any):
-    yield from conversation.stream(lm, message, params, stop_event=stop_event)
+def _generate(lm: LoadedModel, conversation: Conversation, message: str, params: Any, stop_event: Any, probes: list):
+    yield from conversation.stream(lm, message, params, stop_event=stop_event, probes=probes)
+
+
+@gpu
+def _sae_column(lm: LoadedModel, lsae: LoadedSAE, record: Any, feature: int):
+    return feature_column(lm, lsae, record, feature)
 
 
 @gpu

@@ -98,7 +98,19 @@ def build_app(settings: Settings | None = None) -> gr.Blocks:
                         attention_plot = gr.Plot()
                         heads_plot = gr.Plot()
                     with gr.Tab("SAE"):
+                        with gr.Row():
+                            feature = gr.Number(value=settings.sae_feature, precision=0, label="Feature")
+                            position = gr.Number(value=0, precision=0, label="Token position (its top features)")
                         sae_text = gr.Markdown()
+                        sae_tokens = gr.HighlightedText(
+                            label="Tokens shaded by the feature's activation",
+                            show_legend=False,
+                            show_inline_category=False,
+                        )
+                        sae_plot = gr.Plot()
+                        sae_table = gr.Dataframe(
+                            headers=["rank", "feature", "activation", "Neuronpedia"], interactive=False
+                        )
 
         chat_inputs = [message, session, system_prompt, temperature, top_k, top_p, max_new_tokens, seed]
         chat_outputs = [chatbot, session, status, message]
@@ -112,7 +124,7 @@ def build_app(settings: Settings | None = None) -> gr.Blocks:
                 "next_token",
             ),
             (handlers.attention, [session, turn, layer, head, query_start], [attention_plot, heads_plot], "attention"),
-            (handlers.sae, [session, turn], [sae_text], "sae"),
+            (handlers.sae, [session, turn, feature, position], [sae_text, sae_tokens, sae_plot, sae_table], "sae"),
         ]
 
         def refresh(event: gr.events.Dependency) -> None:
@@ -154,6 +166,11 @@ def build_app(settings: Settings | None = None) -> gr.Blocks:
         )
         for control in (layer, head, query_start):
             control.change(handlers.attention, views[3][1], views[3][2], api_name=False, concurrency_id=MODEL_LOCK)
+        for control in (feature, position):
+            control.submit(handlers.sae, views[4][1], views[4][2], api_name=False, concurrency_id=MODEL_LOCK)
+        sae_tokens.select(_clicked_step, None, position, api_name=False).then(
+            handlers.sae, views[4][1], views[4][2], api_name=False, concurrency_id=MODEL_LOCK
+        )
         tokenize_button.click(handlers.tokenize, [session, free_text], free_table, api_name="tokenize")
         free_text.submit(handlers.tokenize, [session, free_text], free_table, api_name=False)
 

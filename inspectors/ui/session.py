@@ -14,6 +14,7 @@ from inspectors.record import TurnRecord
 class Session:
     model_id: str
     conversation: Conversation = field(default_factory=Conversation)
+    sae_feature: int | None = None  # the SAE feature this session looks at; None: the configured default
 
     def record(self, turn: int | None) -> TurnRecord | None:
         """The record of turn `turn` (0-based), or the latest when None; None before the first reply."""

@@ -62,7 +62,8 @@ def test_two_turn_chat_and_every_inspection_endpoint(client):
     assert weights.shape == (len(table["data"]),) * 2
     np.testing.assert_allclose(weights.sum(axis=1), 1, atol=1e-2)
 
-    assert "No sparse autoencoder" in client.predict(turn=1, api_name="/sae")
+    summary, *_ = client.predict(turn=1, feature=0, position=0, api_name="/sae")
+    assert "No sparse autoencoder is configured" in summary
     free = client.predict(text="Hello world", api_name="/tokenize")
     assert [row[2] for row in free["data"]] == ["Hello", "␣world"]
 

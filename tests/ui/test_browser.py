@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from inspectors.settings import EMBEDDED_MODEL_ID, REPO_ROOT, Settings
+from tests.helpers import save_tiny_sae
 from tests.ui.conftest import launch
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -22,8 +23,13 @@ if not CHROMIUM.exists():
 
 
 @pytest.fixture(scope="module")
-def app_url():
-    settings = Settings(model_id=EMBEDDED_MODEL_ID, max_new_tokens_limit=24, max_context_tokens=1024)
+def app_url(tmp_path_factory):
+    # A random-weight SAE of the embedded model's width: enough to see the SAE tab render real
+    # activations through the same code path as a trained one.
+    sae_dir = save_tiny_sae(tmp_path_factory.mktemp("sae"), d_in=640, layer=6, d_sae=256, always_active=1)
+    settings = Settings(
+        model_id=EMBEDDED_MODEL_ID, max_new_tokens_limit=24, max_context_tokens=1024, sae=str(sae_dir), sae_feature=1
+    )
     demo, url = launch(settings)
     yield url
     demo.close()
@@ -84,4 +90,10 @@ def test_chat_streams_and_every_tab_shows_the_turn(page):
     page.screenshot(path=SCREENSHOTS / "attention.png")
 
     page.get_by_role("tab", name="SAE").click()
-    page.get_by_text("No sparse autoencoder").wait_for(timeout=30_000)
+    page.get_by_text("is active on", exact=False).first.wait_for(timeout=30_000)
+    sae_bars = page.locator(".js-plotly-plot .bars path >> visible=true")
+    sae_bars.first.wait_for(timeout=30_000)
+    assert sae_bars.count() >= 10  # one bar per token
+    link = page.get_by_role("link", name="Feature 1 on Neuronpedia")
+    assert link.get_attribute("href") == "https://www.neuronpedia.org/tiny-gemma/6-res-test/1"
+    page.screenshot(path=SCREENSHOTS / "sae.png")

@@ -124,7 +124,7 @@ def test_every_tab_shows_the_chosen_turn(handlers):
     heatmap, overview = handlers.attention(session, 1, 1, "2", 0)
     np.testing.assert_allclose(heatmap.data[0].z, layer_attention(lm, record, 1)[2], atol=1e-6)
     assert len(overview.data) == lm.n_heads
-    assert "No sparse autoencoder" in handlers.sae(session, 1)
+    assert "No sparse autoencoder is configured" in handlers.sae(session, 1, 0, 0)[0]
 
     free = handlers.tokenize(session, "Hello world")
     assert [r[1] for r in free] == lm.tokenizer("Hello world", add_special_tokens=False)["input_ids"]
@@ -155,3 +155,44 @@ def test_sessions_are_independent(handlers):
     assert alice.conversation.messages[0]["content"] == "alice's question"
     assert bob.conversation.messages[0]["content"] == "bob's question"
     assert len(alice.conversation.records) == len(bob.conversation.records) == 1
+
+
+def test_sae_tab_with_a_configured_sae(tiny_dirs, tmp_path):
+    from inspectors.sae import SAE_PROBE, SparseActivations
+    from tests.helpers import save_tiny_sae
+
+    sae_dir = save_tiny_sae(tmp_path / "sae", d_in=64, layer=2)
+    settings = Settings(
+        model_id=str(tiny_dirs["gemma3"]),
+        max_context_tokens=256,
+        max_new_tokens_limit=64,
+        sae=str(sae_dir),
+        sae_feature=3,
+    )
+    handlers = Handlers(settings)
+    session = chat(handlers, "Time travel is fun", None)[-1][1]
+    record = session.conversation.records[-1]
+    acts = record.probes[SAE_PROBE]
+    assert isinstance(acts, SparseActivations) and acts.feature == 3 and acts.layer == 2
+
+    summary, shading, figure, rows = handlers.sae(session, 0, 3, 4)
+    assert "Feature **3**" in summary and "neuronpedia.org/tiny-gemma/2-res-test/3" in summary
+    assert len(shading) == record.n_tokens
+    np.testing.assert_allclose(figure.data[0].y, acts.feature_values)
+    assert [r[1] for r in rows] == [int(f) for f, v in zip(acts.top_ids[4], acts.top_values[4], strict=True) if v > 0]
+
+    other = handlers.sae(session, 0, 11, 0)  # another feature: computed on demand for the same turn
+    assert "Feature **11**" in other[0] and session.sae_feature == 11
+    assert chat(handlers, "More", session)[-1][1].conversation.records[-1].probes[SAE_PROBE].feature == 11
+    with pytest.raises(gr.Error, match=r"`feature` must be an integer in \[0, 127\]"):
+        handlers.sae(session, 0, 500, 0)
+
+
+def test_an_sae_for_another_model_is_explained_not_fatal(tiny_dirs, tmp_path):
+    from tests.helpers import save_tiny_sae
+
+    sae_dir = save_tiny_sae(tmp_path / "sae", d_in=32, layer=1)
+    handlers = Handlers(Settings(model_id=str(tiny_dirs["gemma3"]), max_new_tokens_limit=64, sae=str(sae_dir)))
+    messages, session, status, _ = chat(handlers, "hello", None)[-1]
+    assert status.startswith("Turn 1:")  # chat works without the SAE
+    assert "pick an SAE trained on this model" in handlers.sae(session, 0, 0, 0)[0]

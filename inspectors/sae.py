@@ -1,0 +1,190 @@
+"""Sparse-autoencoder features with sae-lens: load an SAE, read its activations for a turn, sparsely.
+
+An SAE trained on `blocks.L.hook_resid_post` reads the output of decoder layer L, which capture
+hooks directly (`hidden_states[L+1]` would be the same except after the last layer, where it is
+taken after the final norm). A record keeps only each token's top-k features and one chosen
+feature's column: a dense T x d_sae array (2,048 x 16,384 floats = 128 MB) never enters session state.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from inspectors.capture import LayerProbe
+from inspectors.errors import InspectorError, InvalidParameterError
+from inspectors.forward import module_output
+from inspectors.loading import LoadedModel
+from inspectors.record import TurnRecord
+
+SAE_PROBE = "sae"
+TOP_FEATURES_PER_TOKEN = 16
+_HOOK = re.compile(r"^blocks\.(\d+)\.hook_resid_post$")
+
+
+class SAELoadError(InspectorError, RuntimeError):
+    """An SAE could not be loaded or does not fit the model."""
+
+
+@dataclass
+class LoadedSAE:
+    sae: Any  # a sae_lens SAE, read-only, shared across sessions
+    name: str  # 'release/sae_id' or the folder it was loaded from
+    layer: int  # reads the output of this decoder layer
+    hook_name: str
+    d_sae: int
+    neuronpedia_id: str | None  # e.g. 'gemma-2-2b/20-gemmascope-res-16k'
+
+    def feature_url(self, feature: int) -> str | None:
+        return f"https://www.neuronpedia.org/{self.neuronpedia_id}/{feature}" if self.neuronpedia_id else None
+
+
+def layer_of_hook(hook_name: str | None) -> int:
+    match = _HOOK.match(hook_name or "")
+    if match is None:
+        raise SAELoadError(
+            f"The SAE reads {hook_name!r}; only residual-stream SAEs on blocks.L.hook_resid_post are supported."
+        )
+    return int(match.group(1))
+
+
+def _wrap(sae: Any, name: str) -> LoadedSAE:
+    sae.eval()
+    sae.requires_grad_(False)
+    hook_name = sae.cfg.metadata.hook_name
+    return LoadedSAE(
+        sae=sae,
+        name=name,
+        layer=layer_of_hook(hook_name),
+        hook_name=hook_name,
+        d_sae=int(sae.cfg.d_sae),
+        neuronpedia_id=sae.cfg.metadata.neuronpedia_id,
+    )
+
+
+def load_sae_from_disk(path: str | Path, device: str = "cpu") -> LoadedSAE:
+    """An SAE in sae-lens's disk format (cfg.json + sae_weights.safetensors)."""
+    from sae_lens import SAE
+
+    try:
+        sae = SAE.load_from_disk(str(path), device=device)
+    except Exception as err:
+        raise SAELoadError(f"Could not load the SAE at {path}: {type(err).__name__}: {err}") from err
+    return _wrap(sae, str(path))
+
+
+def load_sae_from_release(release: str, sae_id: str, device: str = "cpu") -> LoadedSAE:
+    """A published SAE (e.g. Gemma Scope) through sae-lens's release table, downloaded from the Hub."""
+    from sae_lens import SAE
+
+    try:
+        sae = SAE.from_pretrained(release, sae_id, device=device)
+    except Exception as err:
+        text = str(err).lower()
+        if "offline" in text or "connect" in text or "resolve" in text or "localentrynotfound" in text:
+            reason = "the Hugging Face Hub cannot be reached and it is not in the local cache"
+        elif "gated" in text or "401" in text or "403" in text:
+            reason = "access was refused: accept the licence on its Hub page and set HF_TOKEN"
+        else:
+            reason = f"{type(err).__name__}: {err}"
+        raise SAELoadError(f"Could not load the SAE {release} / {sae_id}: {reason}.") from err
+    return _wrap(sae, f"{release}/{sae_id}")
+
+
+def check_fits(lsae: LoadedSAE, lm: LoadedModel) -> None:
+    d_model = int(lm.text_config.hidden_size)
+    if int(lsae.sae.cfg.d_in) != d_model:
+        raise SAELoadError(
+            f"The SAE {lsae.name} reads vectors of size {lsae.sae.cfg.d_in}, but {lm.model_id} has "
+            f"d_model {d_model}: pick an SAE trained on this model."
+        )
+    if lsae.layer >= lm.n_layers:
+        raise SAELoadError(f"The SAE {lsae.name} reads layer {lsae.layer}; {lm.model_id} has {lm.n_layers}.")
+
+
+@dataclass
+class SparseActivations:
+    """SAE features of every token of a turn, sparse. T = tokens, k = features kept per token."""
+
+    sae_name: str
+    layer: int
+    d_sae: int
+    neuronpedia_id: str | None
+    top_ids: np.ndarray  # (T, k) int32, strongest first
+    top_values: np.ndarray  # (T, k) float32
+    feature: int  # the feature whose every activation is kept
+    feature_values: np.ndarray  # (T,) float32
+
+    def feature_url(self, feature: int) -> str | None:
+        return f"https://www.neuronpedia.org/{self.neuronpedia_id}/{feature}" if self.neuronpedia_id else None
+
+
+def check_feature(lsae: LoadedSAE, feature: int) -> int:
+    if isinstance(feature, bool) or not isinstance(feature, int) or not 0 <= feature < lsae.d_sae:
+        raise InvalidParameterError("feature", f"must be an integer in [0, {lsae.d_sae - 1}] for {lsae.name}", feature)
+    return feature
+
+
+def encode_sparse(lsae: LoadedSAE, resid: torch.Tensor, feature: int, k: int = TOP_FEATURES_PER_TOKEN):
+    """(T, d_model) residual stream -> SparseActivations; the dense (T, d_sae) lives only here."""
+    check_feature(lsae, feature)
+    sae = lsae.sae
+    with torch.inference_mode():
+        acts = sae.encode(resid.to(device=sae.W_enc.device, dtype=sae.W_enc.dtype))  # (T, d_sae)
+        top = torch.topk(acts, min(k, lsae.d_sae), dim=-1)
+        column = acts[:, feature]
+    return SparseActivations(
+        sae_name=lsae.name,
+        layer=lsae.layer,
+        d_sae=lsae.d_sae,
+        neuronpedia_id=lsae.neuronpedia_id,
+        top_ids=top.indices.cpu().numpy().astype(np.int32),
+        top_values=top.values.float().cpu().numpy(),
+        feature=feature,
+        feature_values=column.float().cpu().numpy(),
+    )
+
+
+def sae_probe(lsae: LoadedSAE, feature: int, k: int = TOP_FEATURES_PER_TOKEN) -> LayerProbe:
+    """A capture probe: the turn's record gets `probes['sae']` = SparseActivations."""
+    check_feature(lsae, feature)
+    return LayerProbe(SAE_PROBE, lsae.layer, lambda resid, ids: encode_sparse(lsae, resid, feature, k))
+
+
+_columns: OrderedDict[tuple, np.ndarray] = OrderedDict()
+_columns_lock = threading.Lock()
+
+
+def feature_column(lm: LoadedModel, lsae: LoadedSAE, record: TurnRecord, feature: int) -> np.ndarray:
+    """(T,) activations of any feature for a finished turn. From the record when it holds that
+    feature; otherwise one forward pass up to the SAE's layer (cached), so no dense array is stored."""
+    check_feature(lsae, feature)
+    stored = record.probes.get(SAE_PROBE)
+    if isinstance(stored, SparseActivations) and stored.sae_name == lsae.name and stored.feature == feature:
+        return stored.feature_values
+    key = (lm.model_id, lsae.name, feature, hashlib.sha1(record.token_ids.tobytes()).hexdigest())
+    with _columns_lock:
+        if key in _columns:
+            return _columns[key]
+    resid = residual_stream(lm, record.token_ids, lsae.layer)
+    with torch.inference_mode():
+        values = lsae.sae.encode(resid.to(dtype=lsae.sae.W_enc.dtype))[:, feature].float().cpu().numpy()
+    with _columns_lock:
+        _columns[key] = values
+        while len(_columns) > 64:
+            _columns.popitem(last=False)
+    return values
+
+
+def residual_stream(lm: LoadedModel, token_ids: np.ndarray, layer: int) -> torch.Tensor:
+    """(T, d_model) output of decoder layer `layer`, from a forward pass stopped right after it."""
+    output = module_output(lm, token_ids, lm.decoder_layers[layer])
+    return (output[0] if isinstance(output, tuple) else output)[0]
