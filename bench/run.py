@@ -117,7 +117,7 @@ def cpu_dtype_comparison(settings: Settings, fp32_lm) -> dict:
     bf16_lm = load_model(EMBEDDED_MODEL_ID, Settings(**{**settings.__dict__, "dtype": "bfloat16"}))
     prompts = ["Name a color in a rainbow.", "What is the capital of France?", "Write a haiku about autumn."]
     params = SamplingParams(max_new_tokens=32)
-    same, fp32_s, bf16_s = 0, 0.0, 0.0
+    same, fp32_s, bf16_s, prob_diff = 0, 0.0, 0.0, 0.0
     for prompt in prompts:
         messages = [{"role": "user", "content": prompt}]
         start = time.perf_counter()
@@ -127,13 +127,23 @@ def cpu_dtype_comparison(settings: Settings, fp32_lm) -> dict:
         b = run_turn(bf16_lm, messages, params)
         bf16_s += time.perf_counter() - start
         same += int(a.token_ids.tolist() == b.token_ids.tolist())
-    return {"bf16_speedup_vs_fp32": fp32_s / bf16_s, "bf16_same_greedy_replies": f"{same}/{len(prompts)}"}
+        # probabilities the Next token tab shows: first reply step, the fp32 top-10 looked up in bf16
+        fp32_top = dict(zip(a.steps.raw_ids[0].tolist(), a.steps.raw_probs[0].tolist(), strict=True))
+        bf16_top = dict(zip(b.steps.raw_ids[0].tolist(), b.steps.raw_probs[0].tolist(), strict=True))
+        shared = [i for i in list(fp32_top)[:10] if i in bf16_top]
+        prob_diff = max([prob_diff, *(abs(fp32_top[i] - bf16_top[i]) for i in shared)])
+    return {
+        "bf16_speedup_vs_fp32": fp32_s / bf16_s,
+        "bf16_same_greedy_replies": f"{same}/{len(prompts)}",
+        "bf16_max_abs_prob_diff_top10": prob_diff,
+    }
 
 
 def session_state_mb(tokenizer_dir: Path, tmp: Path, n_tokens: int = 2048) -> dict:
     """Pickled record size at 2,048 tokens for gemma-2-2b's shapes (26 layers, 8 heads, 4 KV heads,
     head_dim 256, vocab 256,000). The record holds nothing per hidden unit, so d_model is reduced to
-    256 to keep the random model small on CPU; attention and vocabulary shapes are gemma-2-2b's."""
+    256 to keep the random model small on CPU; attention and vocabulary shapes are gemma-2-2b's, and a
+    16,384-feature SAE probe adds the sparse activations a Gemma Scope turn carries."""
     config = Gemma2Config(
         vocab_size=256_000,
         hidden_size=256,
@@ -154,7 +164,19 @@ def session_state_mb(tokenizer_dir: Path, tmp: Path, n_tokens: int = 2048) -> di
     AutoTokenizer.from_pretrained(tokenizer_dir).save_pretrained(tmp)
     lm = load_model(str(tmp), Settings(max_context_tokens=n_tokens, max_new_tokens_limit=64))
     messages = chat_messages_of_length(lm, n_tokens - 64)
-    record = run_turn(lm, messages, SamplingParams(max_new_tokens=64))
+    # A Gemma Scope-sized SAE (16,384 features, JumpReLU, random weights) at layer 20, so the record
+    # carries the sparse SAE activations a real turn would.
+    from sae_lens.saes.jumprelu_sae import JumpReLUSAE, JumpReLUSAEConfig
+    from sae_lens.saes.sae import SAEMetadata
+
+    from inspectors.sae import load_sae_from_disk, sae_probe
+
+    sae_cfg = JumpReLUSAEConfig(
+        d_in=config.hidden_size, d_sae=16_384, metadata=SAEMetadata(hook_name="blocks.20.hook_resid_post")
+    )
+    JumpReLUSAE(sae_cfg).save_model(tmp / "sae")
+    probe = sae_probe(load_sae_from_disk(tmp / "sae"), feature=10004)
+    record = run_turn(lm, messages, SamplingParams(max_new_tokens=64), probes=[probe])
     return {
         "session_state_mb_2048": record.serialized_size() / 2**20,
         "session_state_tokens": record.n_tokens,

@@ -38,8 +38,9 @@ class Settings:
     # Hosted mode (a public Space) never loads an id outside `allowed_model_ids`.
     hosted: bool = False
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    # auto: bf16 (fp16 where bf16 is unsupported) on CUDA; fp32 on CPU, where bench/run.py shows bf16
-    # changes greedy replies of the embedded model (see README, "Benchmark").
+    # auto: bf16 (fp16 where bf16 is unsupported) on CUDA; fp32 on CPU. bench/run.py measured bf16 on
+    # CPU at 0.96-1.25x the speed with the same greedy replies, but next-token probabilities moved by
+    # up to 0.024: this tool displays probabilities, so fp32 (set GEMMA_INSPECTOR_DTYPE=bfloat16 for speed).
     dtype: str = "auto"
     load_in_4bit: bool = False  # NF4 via bitsandbytes; CUDA only
     # Where the dequantized embedded model is written once, so later starts skip the GGUF conversion.

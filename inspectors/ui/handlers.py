@@ -206,7 +206,7 @@ class Handlers:
     def prompt(self, session: Session | None, turn: int | None) -> tuple[str, str, str]:
         record = self.session(session).record(turn)
         if record is None:
-            return "", _EMPTY, ""
+            return "", EMPTY_TURN, ""
         warnings = prompt_warnings(record)
         notes = "\n".join(f"- ⚠️ {w}" for w in warnings) or "No warnings: one `<bos>`, nothing trimmed."
         return record.prompt_text, prompt_html(record), notes
@@ -297,7 +297,7 @@ def _attention(lm: LoadedModel, record: Any, layer: int):
     return layer_attention(lm, record, layer)
 
 
-_EMPTY = "<p><em>Send a message: each turn's internals appear here.</em></p>"
+EMPTY_TURN = "<p><em>Send a message: each turn's internals appear here.</em></p>"
 
 
 def model_card(lm: LoadedModel) -> str:

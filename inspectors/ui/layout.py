@@ -6,7 +6,7 @@ import gradio as gr
 
 from inspectors.loading import load_model
 from inspectors.settings import Settings
-from inspectors.ui.handlers import Handlers, model_card
+from inspectors.ui.handlers import EMPTY_TURN, Handlers, model_card
 from inspectors.ui.session import Session
 from inspectors.views.tokens import PART_COLORS
 
@@ -63,7 +63,7 @@ def build_app(settings: Settings | None = None) -> gr.Blocks:
                 with gr.Tabs():
                     with gr.Tab("Prompt"):
                         prompt_warnings = gr.Markdown()
-                        prompt_marked = gr.HTML()
+                        prompt_marked = gr.HTML(EMPTY_TURN)
                         # A Textbox, not gr.Code: Code strips the trailing newline the model actually saw.
                         prompt_text = gr.Textbox(
                             label="Exact templated prompt", lines=6, max_lines=30, buttons=["copy"], interactive=False
@@ -130,6 +130,7 @@ def build_app(settings: Settings | None = None) -> gr.Blocks:
         def refresh(event: gr.events.Dependency) -> None:
             """After a turn: update the turn list, then every tab."""
             event = event.then(handlers.turns, session, turn, api_name=False)
+            event = event.then(lambda: 0, None, step, api_name=False)  # a new turn opens on its first reply token
             for fn, inputs, outputs, _ in views:
                 event = event.then(fn, inputs, outputs, api_name=False, concurrency_id=MODEL_LOCK)
 
