@@ -42,6 +42,7 @@ class LoadedSAE:
     hook_name: str
     d_sae: int
     neuronpedia_id: str | None  # e.g. 'gemma-2-2b/20-gemmascope-res-16k'
+    default_feature: int | None = None  # shown first, e.g. 10004 (time travel) on Gemma Scope layer 20
 
     def feature_url(self, feature: int) -> str | None:
         return f"https://www.neuronpedia.org/{self.neuronpedia_id}/{feature}" if self.neuronpedia_id else None

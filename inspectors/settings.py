@@ -53,7 +53,7 @@ class Settings:
     # A sae-lens SAE on the residual stream: a folder (cfg.json + sae_weights.safetensors) or
     # "release:sae_id", e.g. "gemma-scope-2b-pt-res-canonical:layer_20/width_16k/canonical".
     sae: str | None = None
-    sae_feature: int = 0  # the feature whose per-token activations are shown first
+    sae_feature: int | None = None  # the feature shown first; None: the SAE's own default (catalog)
     hf_token: str | None = field(default=None, repr=False)  # never shown in repr, UI or logs
 
     def __post_init__(self) -> None:

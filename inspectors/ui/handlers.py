@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import functools
 import logging
+import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import gradio as gr
@@ -25,6 +27,7 @@ from inspectors.sae import (
     load_sae_from_release,
     sae_probe,
 )
+from inspectors.sae_catalog import release_for
 from inspectors.sampling import coerce_params
 from inspectors.settings import Settings
 from inspectors.ui.session import Session, StopFlags
@@ -63,39 +66,61 @@ class Handlers:
     def __init__(self, settings: Settings):
         self.settings = settings
         self.stops = StopFlags()
-        self._saes: dict[str, LoadedSAE | str] = {}  # model id -> its SAE, or why there is none
+        # model id -> its SAE (or why there is none), loaded in the background: a first download, or
+        # a Hub that cannot be reached, must not hold up the chat.
+        self._saes: dict[str, Future] = {}
+        self._sae_lock = threading.Lock()
+        self._sae_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sae-load")
 
-    def sae_for(self, lm: LoadedModel) -> tuple[LoadedSAE | None, str]:
-        """The configured SAE for this model (loaded once, shared read-only), or the reason there is none."""
-        if lm.model_id not in self._saes:
-            self._saes[lm.model_id] = self._load_sae(lm)
-        found = self._saes[lm.model_id]
+    def sae_for(self, lm: LoadedModel, wait: bool = False) -> tuple[LoadedSAE | None, str]:
+        """The SAE for this model (shared read-only), or why there is none, or that it is still loading."""
+        with self._sae_lock:
+            if lm.model_id not in self._saes:
+                self._saes[lm.model_id] = self._sae_pool.submit(self._load_sae, lm)
+            future = self._saes[lm.model_id]
+        if not wait and not future.done():
+            return None, "Loading the SAE (the first use may download it); the next turn will show its features."
+        found = future.result()
         return (found, "") if isinstance(found, LoadedSAE) else (None, found)
 
     def _load_sae(self, lm: LoadedModel) -> LoadedSAE | str:
-        source = self.settings.sae
-        if not source:
-            return (
-                f"No sparse autoencoder is configured for `{lm.model_id}`, so there are no feature activations "
-                "to show. Set GEMMA_INSPECTOR_SAE to a sae-lens folder or to `release:sae_id`."
-            )
         try:
-            if ":" in source and not source.startswith(("/", ".")):
-                release, sae_id = source.split(":", 1)
-                lsae = load_sae_from_release(release, sae_id, device=str(lm.device))
-            else:
-                lsae = load_sae_from_disk(source, device=str(lm.device))
+            lsae = self._open_sae(lm)
+            if isinstance(lsae, str):
+                return lsae
             check_fits(lsae, lm)
         except InspectorError as err:
             log.warning("no SAE for %s: %s", lm.model_id, err)
             return f"{err} Everything else works as usual."
         return lsae
 
+    def _open_sae(self, lm: LoadedModel) -> LoadedSAE | str:
+        source, device = self.settings.sae, str(lm.device)
+        if source:
+            if ":" in source and not source.startswith(("/", ".")):
+                release, sae_id = source.split(":", 1)
+                return load_sae_from_release(release, sae_id, device=device)
+            return load_sae_from_disk(source, device=device)
+        release = release_for(lm.model_id)
+        if release is None:
+            return (
+                f"No sparse autoencoder is known for `{lm.model_id}` (prompts/sae_releases.yaml) and none is "
+                "configured, so there are no feature activations to show. Set GEMMA_INSPECTOR_SAE to a sae-lens "
+                "folder or to `release:sae_id`."
+            )
+        lsae = load_sae_from_release(release.release, release.sae_id(release.default_layer), device=device)
+        lsae.default_feature = release.default_feature
+        return lsae
+
     def model(self, session: Session | None) -> LoadedModel:
         return load_model(self.session(session).model_id, self.settings)
 
-    def feature(self, session: Session) -> int:
-        return session.sae_feature if session.sae_feature is not None else self.settings.sae_feature
+    def feature(self, session: Session, lsae: LoadedSAE) -> int:
+        """This session's feature, else the configured one, else the SAE's default (e.g. 10004 on Gemma Scope)."""
+        for choice in (session.sae_feature, self.settings.sae_feature, lsae.default_feature):
+            if choice is not None:
+                return choice
+        return 0
 
     def session(self, session: Session | None) -> Session:
         return session if session is not None else Session(model_id=self.settings.model_id)
@@ -124,7 +149,7 @@ class Handlers:
             params = coerce_params(temperature, top_k, top_p, max_new_tokens, 1.0, seed)
             lm = self.model(session)
             lsae, _ = self.sae_for(lm)
-            probes = [sae_probe(lsae, check_feature(lsae, self.feature(session)))] if lsae else []
+            probes = [sae_probe(lsae, check_feature(lsae, self.feature(session, lsae)))] if lsae else []
             pending = [*history, {"role": "user", "content": message}]
             for progress in _generate(lm, conversation, message, params, stop_event, probes):
                 if progress.record is None:
@@ -258,7 +283,7 @@ class Handlers:
         lsae, reason = self.sae_for(lm)
         if lsae is None:
             return reason, [], None, []
-        feature = check_feature(lsae, _whole(feature, "feature"))
+        feature = check_feature(lsae, self.feature(session, lsae) if feature is None else _whole(feature, "feature"))
         session.sae_feature = feature  # later turns keep this feature's column in their record
         record = session.record(turn)
         if record is None:
@@ -267,7 +292,7 @@ class Handlers:
         acts = record.probes.get(SAE_PROBE)
         if not isinstance(acts, SparseActivations):
             return "This turn was captured before the SAE was available: send a new message.", [], None, []
-        position = min(_whole(position, "position"), record.n_tokens - 1)
+        position = min(_whole(position or 0, "position"), record.n_tokens - 1)
         return (
             feature_summary(acts, feature, values, record.tokens),
             feature_shading(record.tokens, values),
@@ -277,7 +302,7 @@ class Handlers:
 
 
 def _whole(value: float | None, name: str) -> int:
-    if value is None or float(value) != int(value):
+    if value is None or float(value) != int(float(value)):
         raise InvalidParameterError(name, "must be a whole number", value)
     return int(value)
 

@@ -23,6 +23,7 @@ def build_app(settings: Settings | None = None) -> gr.Blocks:
     settings = settings or Settings.load()
     lm = load_model(settings=settings)
     handlers = Handlers(settings)
+    handlers.sae_for(lm)  # start loading the default model's SAE in the background
     with gr.Blocks(title="Gemma Inspector") as demo:
         session = gr.State(None)  # a Session per browser tab, created on first use
         with gr.Row():
@@ -99,7 +100,9 @@ def build_app(settings: Settings | None = None) -> gr.Blocks:
                         heads_plot = gr.Plot()
                     with gr.Tab("SAE"):
                         with gr.Row():
-                            feature = gr.Number(value=settings.sae_feature, precision=0, label="Feature")
+                            feature = gr.Number(
+                                value=settings.sae_feature, precision=0, label="Feature (empty: the SAE's default)"
+                            )
                             position = gr.Number(value=0, precision=0, label="Token position (its top features)")
                         sae_text = gr.Markdown()
                         sae_tokens = gr.HighlightedText(

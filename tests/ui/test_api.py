@@ -63,7 +63,7 @@ def test_two_turn_chat_and_every_inspection_endpoint(client):
     np.testing.assert_allclose(weights.sum(axis=1), 1, atol=1e-2)
 
     summary, *_ = client.predict(turn=1, feature=0, position=0, api_name="/sae")
-    assert "No sparse autoencoder is configured" in summary
+    assert "No sparse autoencoder is known for" in summary
     free = client.predict(text="Hello world", api_name="/tokenize")
     assert [row[2] for row in free["data"]] == ["Hello", "␣world"]
 

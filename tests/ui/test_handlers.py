@@ -124,7 +124,8 @@ def test_every_tab_shows_the_chosen_turn(handlers):
     heatmap, overview = handlers.attention(session, 1, 1, "2", 0)
     np.testing.assert_allclose(heatmap.data[0].z, layer_attention(lm, record, 1)[2], atol=1e-6)
     assert len(overview.data) == lm.n_heads
-    assert "No sparse autoencoder is configured" in handlers.sae(session, 1, 0, 0)[0]
+    handlers.sae_for(lm, wait=True)
+    assert "No sparse autoencoder is known for" in handlers.sae(session, 1, 0, 0)[0]
 
     free = handlers.tokenize(session, "Hello world")
     assert [r[1] for r in free] == lm.tokenizer("Hello world", add_special_tokens=False)["input_ids"]
@@ -170,6 +171,7 @@ def test_sae_tab_with_a_configured_sae(tiny_dirs, tmp_path):
         sae_feature=3,
     )
     handlers = Handlers(settings)
+    handlers.sae_for(handlers.model(None), wait=True)
     session = chat(handlers, "Time travel is fun", None)[-1][1]
     record = session.conversation.records[-1]
     acts = record.probes[SAE_PROBE]
@@ -193,6 +195,25 @@ def test_an_sae_for_another_model_is_explained_not_fatal(tiny_dirs, tmp_path):
 
     sae_dir = save_tiny_sae(tmp_path / "sae", d_in=32, layer=1)
     handlers = Handlers(Settings(model_id=str(tiny_dirs["gemma3"]), max_new_tokens_limit=64, sae=str(sae_dir)))
+    handlers.sae_for(handlers.model(None), wait=True)
     messages, session, status, _ = chat(handlers, "hello", None)[-1]
     assert status.startswith("Turn 1:")  # chat works without the SAE
     assert "pick an SAE trained on this model" in handlers.sae(session, 0, 0, 0)[0]
+
+
+def test_catalog_sae_that_cannot_be_downloaded_is_explained(tiny_dirs, monkeypatch):
+    import huggingface_hub.constants
+
+    import inspectors.ui.handlers as handlers_module
+    from inspectors.sae_catalog import release_for
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(handlers_module, "release_for", lambda model_id: release_for("google/gemma-3-270m"))
+    handlers = Handlers(Settings(model_id=str(tiny_dirs["gemma3"]), max_new_tokens_limit=64))
+    lsae, reason = handlers.sae_for(handlers.model(None), wait=True)
+    assert lsae is None
+    assert "Could not load the SAE gemma-scope-2-270m-pt-res / layer_9_width_16k_l0_medium" in reason
+    assert "cannot be reached" in reason
+    messages, session, status, _ = chat(handlers, "hello", None)[-1]
+    assert status.startswith("Turn 1:")
+    assert reason == handlers.sae(session, 0, None, 0)[0]
