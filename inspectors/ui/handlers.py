@@ -190,14 +190,22 @@ class Handlers:
         seed: str | float | None,
         request: gr.Request | None = None,
     ) -> Iterator[tuple[list[dict[str, str]], Session, str, str]]:
-        """Regenerate the last reply (a new seed unless one is set)."""
+        """Regenerate the last reply (a new seed unless one is set). If that fails, the old reply is put back."""
         session = self.session(session)
-        if not session.conversation.records:
-            yield _chat_messages(session.conversation), session, "Nothing to retry yet.", ""
+        conversation = session.conversation
+        if not conversation.records:
+            yield _chat_messages(conversation), session, "Nothing to retry yet.", ""
             return
+        kept_messages, kept_records = list(conversation.messages), list(conversation.records)
         _, session, _, message = self.undo(session)
         controls = (system_prompt, temperature, top_k, top_p, max_new_tokens, seed)
-        yield from self.chat(message, session, *controls, request=request)
+        status = ""
+        for update in self.chat(message, session, *controls, request=request):
+            status = update[2]
+            yield update
+        if len(conversation.records) < len(kept_records):  # the new reply failed: restore the old one
+            conversation.messages, conversation.records = kept_messages, kept_records
+            yield _chat_messages(conversation), session, status, ""
 
     def clear(self, session: Session | None) -> tuple[list, Session, str, str]:
         session = self.session(session)

@@ -90,6 +90,20 @@ def test_undo_retry_clear(handlers):
     assert handlers.undo(session)[2] == "Nothing to undo."
 
 
+def test_a_failed_retry_keeps_the_previous_reply(handlers, monkeypatch):
+    session = chat(handlers, "first", None)[-1][1]
+    before = [dict(m) for m in session.conversation.messages]
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(handlers.model(session).model, "generate", broken)
+    messages, session, status, box = list(handlers.retry(session, *CONTROLS, request=FakeRequest("a")))[-1]
+    assert "out of memory" in status
+    assert messages == before and session.conversation.messages == before
+    assert len(session.conversation.records) == 1
+
+
 def test_stop_ends_only_this_sessions_reply(handlers):
     stream = handlers.chat("Tell me everything", None, "", 0, 0, 1, 60, "", request=FakeRequest("mine"))
     next(stream)
