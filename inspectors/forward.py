@@ -44,3 +44,41 @@ def module_output(lm: LoadedModel, token_ids: np.ndarray, module: torch.nn.Modul
     if "output" not in captured:
         raise RuntimeError(f"{type(module).__name__} did not run in the forward pass of {lm.model_id}")
     return captured["output"]
+
+
+def layer_outputs(lm: LoadedModel, token_ids: np.ndarray, layers: list[int]) -> dict[int, torch.Tensor]:
+    """(T, d_model) residual stream after each decoder layer in `layers` (blocks.L.hook_resid_post),
+    from one forward pass stopped after the highest of them."""
+    if not layers:
+        return {}
+    captured: dict[int, torch.Tensor] = {}
+    last = max(layers)
+
+    def hook_for(layer: int):
+        def hook(mod: torch.nn.Module, args: Any, output: Any) -> None:
+            captured[layer] = (output[0] if isinstance(output, tuple) else output)[0]
+            if layer == last:
+                raise _StopForward
+
+        return hook
+
+    input_ids = torch.tensor(np.asarray(token_ids)[None, :], dtype=torch.long, device=lm.device)
+    with lm.lock:
+        handles = [lm.decoder_layers[layer].register_forward_hook(hook_for(layer)) for layer in set(layers)]
+        try:
+            with torch.inference_mode():
+                lm.model(input_ids=input_ids, use_cache=False)
+        except _StopForward:
+            pass
+        finally:
+            for handle in handles:
+                handle.remove()
+    return {layer: captured[layer] for layer in layers}
+
+
+def hidden_states(lm: LoadedModel, token_ids: np.ndarray) -> tuple[torch.Tensor, ...]:
+    """transformers' `hidden_states` (embeddings, then each layer; the last after the final norm), (T, d) each."""
+    input_ids = torch.tensor(np.asarray(token_ids)[None, :], dtype=torch.long, device=lm.device)
+    with lm.lock, torch.inference_mode():
+        out = lm.model(input_ids=input_ids, use_cache=False, output_hidden_states=True)
+    return tuple(h[0] for h in out.hidden_states)
