@@ -88,3 +88,17 @@ def test_bad_inputs(tiny_lm, saes):
         feature_on_text(tiny_lm, saes[1], "  ", 1)
     with pytest.raises(InvalidParameterError, match="`feature`"):
         feature_on_text(tiny_lm, saes[1], "hello", 10_000)
+
+
+def test_experiment_figures(tiny_lm, saes):
+    from inspectors.views.sae_experiments_view import across_layers_figure, per_token_figure, prompts_histogram
+
+    results = compare_prompts(tiny_lm, saes[2], PROMPTS, feature=5)
+    histogram = prompts_histogram(results)
+    assert len(histogram.data) == 2
+    np.testing.assert_allclose(histogram.data[0].x, results[0].values[1:])  # <bos> excluded
+    assert f"max {results[1].max_activation:.2f}" in histogram.data[1].name
+    np.testing.assert_allclose(per_token_figure(results[0]).data[0].y, results[0].values)
+    across = token_across_layers(tiny_lm, saes, PROMPTS[0], position=3, feature=7)
+    line = across_layers_figure(across, 7)
+    assert list(line.data[0].x) == [1, 2] and list(line.data[0].y) == across.values
