@@ -138,6 +138,21 @@ def tokenize_prompt(tokenizer: Any, text: str) -> tuple[list[int], list[str]]:
     return ids, warnings
 
 
+def control_token_warnings(tokenizer: Any, messages: Sequence[Mapping[str, str]]) -> list[str]:
+    """Typed text such as '<end_of_turn>' is tokenized as the control token itself, which can end a
+    turn early or fake a role: say so rather than let it pass silently."""
+    markers = {tokenizer.bos_token, tokenizer.eos_token, "<start_of_turn>", "<end_of_turn>"} - {None}
+    warnings = []
+    for i, message in enumerate(messages, start=1):
+        found = sorted(m for m in markers if m in message["content"])
+        if found:
+            warnings.append(
+                f"Message {i} ({message['role']}) contains {', '.join(found)} as text; the tokenizer reads it as "
+                "the control token itself, not as characters."
+            )
+    return warnings
+
+
 def build_prompt(
     tokenizer: Any,
     template: str,
@@ -176,6 +191,7 @@ def build_prompt(
             )
         truncated += len(newest_ids) - keep
         turns = [{"role": "user", "content": tokenizer.decode(newest_ids[:keep])}]
+    warnings.extend(control_token_warnings(tokenizer, current))
     if dropped:
         warnings.append(f"The {dropped} oldest messages were dropped to fit the context limit.")
     if truncated:
