@@ -47,6 +47,15 @@ class LoadedSAE:
     def feature_url(self, feature: int) -> str | None:
         return f"https://www.neuronpedia.org/{self.neuronpedia_id}/{feature}" if self.neuronpedia_id else None
 
+    def encode(self, resid: torch.Tensor) -> torch.Tensor:
+        """(T, d_model) residual stream -> (T, d_sae) feature activations, on the SAE's device and dtype."""
+        with torch.inference_mode():
+            return self.sae.encode(resid.to(device=self.sae.W_enc.device, dtype=self.sae.W_enc.dtype))
+
+    def feature_values(self, resid: torch.Tensor, feature: int) -> np.ndarray:
+        """(T,) activations of one feature, float32 on the CPU."""
+        return self.encode(resid)[:, check_feature(self, feature)].float().cpu().numpy()
+
 
 def layer_of_hook(hook_name: str | None) -> int:
     match = _HOOK.match(hook_name or "")
@@ -137,11 +146,9 @@ def check_feature(lsae: LoadedSAE, feature: int) -> int:
 def encode_sparse(lsae: LoadedSAE, resid: torch.Tensor, feature: int, k: int = TOP_FEATURES_PER_TOKEN):
     """(T, d_model) residual stream -> SparseActivations; the dense (T, d_sae) lives only here."""
     check_feature(lsae, feature)
-    sae = lsae.sae
-    with torch.inference_mode():
-        acts = sae.encode(resid.to(device=sae.W_enc.device, dtype=sae.W_enc.dtype))  # (T, d_sae)
-        top = torch.topk(acts, min(k, lsae.d_sae), dim=-1)
-        column = acts[:, feature]
+    acts = lsae.encode(resid)  # (T, d_sae): the only dense copy, dropped on return
+    top = torch.topk(acts, min(k, lsae.d_sae), dim=-1)
+    column = acts[:, feature]
     return SparseActivations(
         sae_name=lsae.name,
         layer=lsae.layer,
@@ -175,9 +182,7 @@ def feature_column(lm: LoadedModel, lsae: LoadedSAE, record: TurnRecord, feature
     with _columns_lock:
         if key in _columns:
             return _columns[key]
-    resid = residual_stream(lm, record.token_ids, lsae.layer)
-    with torch.inference_mode():
-        values = lsae.sae.encode(resid.to(dtype=lsae.sae.W_enc.dtype))[:, feature].float().cpu().numpy()
+    values = lsae.feature_values(residual_stream(lm, record.token_ids, lsae.layer), feature)
     with _columns_lock:
         _columns[key] = values
         while len(_columns) > 64:

@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from inspectors.errors import InvalidParameterError
 from inspectors.forward import hidden_states, layer_outputs
@@ -38,12 +37,6 @@ def _ids(lm: LoadedModel, text: str) -> np.ndarray:
     return np.asarray(lm.tokenizer(text, add_special_tokens=True)["input_ids"])  # one <bos>, as the course
 
 
-def _encode(lsae: LoadedSAE, resid: torch.Tensor, feature: int) -> np.ndarray:
-    with torch.inference_mode():
-        acts = lsae.sae.encode(resid.to(device=lsae.sae.W_enc.device, dtype=lsae.sae.W_enc.dtype))
-    return acts[:, feature].float().cpu().numpy()
-
-
 def feature_on_text(lm: LoadedModel, lsae: LoadedSAE, text: str, feature: int, skip_bos: bool = True) -> FeatureOnText:
     """Per-token activation of `feature` on `text` at the SAE's own layer (course 7.2-7.6)."""
     check_feature(lsae, feature)
@@ -52,7 +45,7 @@ def feature_on_text(lm: LoadedModel, lsae: LoadedSAE, text: str, feature: int, s
     return FeatureOnText(
         text=text,
         tokens=lm.tokenizer.convert_ids_to_tokens(ids.tolist()),
-        values=_encode(lsae, resid, feature),
+        values=lsae.feature_values(resid, feature),
         layer=lsae.layer,
         feature=feature,
         skip_bos=skip_bos,
@@ -104,7 +97,7 @@ def token_across_layers(
         check_feature(lsae, feature)
         states = hidden_states(lm, ids)
         layers = list(range(len(states)))
-        values = [float(_encode(lsae, states[layer], feature)[position]) for layer in layers]
+        values = [float(lsae.feature_values(states[layer], feature)[position]) for layer in layers]
         return TokenAcrossLayers(token, position, layers, values, COURSE_VARIANT)
     if not saes:
         raise InvalidParameterError("saes", "must hold at least one layer's SAE", saes)
@@ -112,5 +105,5 @@ def token_across_layers(
     for lsae in saes.values():
         check_feature(lsae, feature)
     resid = layer_outputs(lm, ids, layers)
-    values = [float(_encode(saes[layer], resid[layer], feature)[position]) for layer in layers]
+    values = [float(saes[layer].feature_values(resid[layer], feature)[position]) for layer in layers]
     return TokenAcrossLayers(token, position, layers, values, "sae per layer")
