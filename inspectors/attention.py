@@ -7,12 +7,9 @@ that layer's (heads, T, T) probabilities; switching heads within the layer then 
 
 from __future__ import annotations
 
-import hashlib
-import threading
-from collections import OrderedDict
-
 import numpy as np
 
+from inspectors.cache import LRUCache, turn_key
 from inspectors.errors import InvalidParameterError
 from inspectors.forward import module_output
 from inspectors.loading import LoadedModel
@@ -21,8 +18,7 @@ from inspectors.record import TurnRecord
 CACHE_ENTRIES = 6  # layers kept across all sessions; each is heads x T^2 float16
 
 
-_cache: OrderedDict[tuple, np.ndarray] = OrderedDict()
-_cache_lock = threading.Lock()
+_cache = LRUCache(CACHE_ENTRIES)
 
 
 def layer_attention(lm: LoadedModel, record: TurnRecord | np.ndarray, layer: int) -> np.ndarray:
@@ -34,16 +30,11 @@ def layer_attention(lm: LoadedModel, record: TurnRecord | np.ndarray, layer: int
     token_ids = record.token_ids if isinstance(record, TurnRecord) else np.asarray(record)
     if not 0 <= layer < lm.n_layers:
         raise InvalidParameterError("layer", f"must be in [0, {lm.n_layers - 1}] for {lm.model_id}", layer)
-    key = (lm.model_id, id(lm.model), layer, hashlib.sha1(token_ids.astype(np.int64).tobytes()).hexdigest())
-    with _cache_lock:
-        if key in _cache:
-            _cache.move_to_end(key)
-            return _cache[key].astype(np.float32)
-    attention = _compute(lm, token_ids, layer).astype(np.float16)  # same precision cached or not
-    with _cache_lock:
-        _cache[key] = attention
-        while len(_cache) > CACHE_ENTRIES:
-            _cache.popitem(last=False)
+    key = turn_key(lm.model_id, lm.model, token_ids, "attention", layer)
+    attention = _cache.get(key)
+    if attention is None:
+        attention = _compute(lm, token_ids, layer).astype(np.float16)  # same precision cached or not
+        _cache.put(key, attention)
     return attention.astype(np.float32)
 
 
@@ -55,5 +46,4 @@ def _compute(lm: LoadedModel, token_ids: np.ndarray, layer: int) -> np.ndarray:
 
 
 def clear_cache() -> None:
-    with _cache_lock:
-        _cache.clear()
+    _cache.clear()

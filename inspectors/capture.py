@@ -28,6 +28,7 @@ from transformers import (
 from transformers.generation.streamers import BaseStreamer
 
 from inspectors.errors import GenerationError, InvalidParameterError
+from inspectors.forward import block_output
 from inspectors.loading import LoadedModel
 from inspectors.record import StepDistributions, TurnRecord
 from inspectors.sampling import SamplingParams, build_processors
@@ -200,8 +201,7 @@ class _ResidualHooks:
 
     def _hook(self, layer: int) -> Callable:
         def hook(module: torch.nn.Module, args: Any, output: Any) -> None:
-            hidden = output[0] if isinstance(output, tuple) else output  # (1, t, d)
-            self.chunks[layer].append(hidden[0].detach())
+            self.chunks[layer].append(block_output(output)[0].detach())  # (t, d)
 
         return hook
 

@@ -14,6 +14,16 @@ class _StopForward(Exception):
     """Raised from the hook: the layers above the one asked for are not needed."""
 
 
+def block_output(output: Any) -> torch.Tensor:
+    """A decoder block's hidden states, (batch, T, d): transformers 5 returns the tensor, older
+    versions a tuple whose first element it is."""
+    return output[0] if isinstance(output, tuple) else output
+
+
+def _input_ids(lm: LoadedModel, token_ids: np.ndarray) -> torch.Tensor:
+    return torch.tensor(np.asarray(token_ids)[None, :], dtype=torch.long, device=lm.device)  # (1, T)
+
+
 def module_output(lm: LoadedModel, token_ids: np.ndarray, module: torch.nn.Module, *, eager: bool = False) -> Any:
     """What `module` returns when the model reads `token_ids` (no cache, batch of one).
 
@@ -26,7 +36,7 @@ def module_output(lm: LoadedModel, token_ids: np.ndarray, module: torch.nn.Modul
         captured["output"] = output
         raise _StopForward
 
-    input_ids = torch.tensor(np.asarray(token_ids)[None, :], dtype=torch.long, device=lm.device)
+    input_ids = _input_ids(lm, token_ids)
     with lm.lock:
         previous = lm.model.config._attn_implementation
         handle = module.register_forward_hook(hook)
@@ -56,13 +66,13 @@ def layer_outputs(lm: LoadedModel, token_ids: np.ndarray, layers: list[int]) -> 
 
     def hook_for(layer: int):
         def hook(mod: torch.nn.Module, args: Any, output: Any) -> None:
-            captured[layer] = (output[0] if isinstance(output, tuple) else output)[0]
+            captured[layer] = block_output(output)[0]
             if layer == last:
                 raise _StopForward
 
         return hook
 
-    input_ids = torch.tensor(np.asarray(token_ids)[None, :], dtype=torch.long, device=lm.device)
+    input_ids = _input_ids(lm, token_ids)
     with lm.lock:
         handles = [lm.decoder_layers[layer].register_forward_hook(hook_for(layer)) for layer in set(layers)]
         try:
@@ -78,7 +88,7 @@ def layer_outputs(lm: LoadedModel, token_ids: np.ndarray, layers: list[int]) -> 
 
 def hidden_states(lm: LoadedModel, token_ids: np.ndarray) -> tuple[torch.Tensor, ...]:
     """transformers' `hidden_states` (embeddings, then each layer; the last after the final norm), (T, d) each."""
-    input_ids = torch.tensor(np.asarray(token_ids)[None, :], dtype=torch.long, device=lm.device)
+    input_ids = _input_ids(lm, token_ids)
     with lm.lock, torch.inference_mode():
         out = lm.model(input_ids=input_ids, use_cache=False, output_hidden_states=True)
     return tuple(h[0] for h in out.hidden_states)

@@ -8,10 +8,7 @@ feature's column: a dense T x d_sae array (2,048 x 16,384 floats = 128 MB) never
 
 from __future__ import annotations
 
-import hashlib
 import re
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,9 +16,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from inspectors.cache import LRUCache, turn_key
 from inspectors.capture import LayerProbe
 from inspectors.errors import InspectorError, InvalidParameterError
-from inspectors.forward import module_output
+from inspectors.forward import layer_outputs
 from inspectors.loading import LoadedModel
 from inspectors.record import TurnRecord
 
@@ -45,7 +43,7 @@ class LoadedSAE:
     default_feature: int | None = None  # shown first, e.g. 10004 (time travel) on Gemma Scope layer 20
 
     def feature_url(self, feature: int) -> str | None:
-        return f"https://www.neuronpedia.org/{self.neuronpedia_id}/{feature}" if self.neuronpedia_id else None
+        return neuronpedia_url(self.neuronpedia_id, feature)
 
     def encode(self, resid: torch.Tensor) -> torch.Tensor:
         """(T, d_model) residual stream -> (T, d_sae) feature activations, on the SAE's device and dtype."""
@@ -55,6 +53,11 @@ class LoadedSAE:
     def feature_values(self, resid: torch.Tensor, feature: int) -> np.ndarray:
         """(T,) activations of one feature, float32 on the CPU."""
         return self.encode(resid)[:, check_feature(self, feature)].float().cpu().numpy()
+
+
+def neuronpedia_url(neuronpedia_id: str | None, feature: int) -> str | None:
+    """The feature's Neuronpedia page, for SAEs whose release data names one (Gemma Scope)."""
+    return f"https://www.neuronpedia.org/{neuronpedia_id}/{feature}" if neuronpedia_id else None
 
 
 def layer_of_hook(hook_name: str | None) -> int:
@@ -134,7 +137,7 @@ class SparseActivations:
     feature_values: np.ndarray  # (T,) float32
 
     def feature_url(self, feature: int) -> str | None:
-        return f"https://www.neuronpedia.org/{self.neuronpedia_id}/{feature}" if self.neuronpedia_id else None
+        return neuronpedia_url(self.neuronpedia_id, feature)
 
 
 def check_feature(lsae: LoadedSAE, feature: int) -> int:
@@ -167,8 +170,7 @@ def sae_probe(lsae: LoadedSAE, feature: int, k: int = TOP_FEATURES_PER_TOKEN) ->
     return LayerProbe(SAE_PROBE, lsae.layer, lambda resid, ids: encode_sparse(lsae, resid, feature, k))
 
 
-_columns: OrderedDict[tuple, np.ndarray] = OrderedDict()
-_columns_lock = threading.Lock()
+_columns = LRUCache(64)  # (T,) float32 each
 
 
 def feature_column(lm: LoadedModel, lsae: LoadedSAE, record: TurnRecord, feature: int) -> np.ndarray:
@@ -178,19 +180,10 @@ def feature_column(lm: LoadedModel, lsae: LoadedSAE, record: TurnRecord, feature
     stored = record.probes.get(SAE_PROBE)
     if isinstance(stored, SparseActivations) and stored.sae_name == lsae.name and stored.feature == feature:
         return stored.feature_values
-    key = (lm.model_id, lsae.name, feature, hashlib.sha1(record.token_ids.tobytes()).hexdigest())
-    with _columns_lock:
-        if key in _columns:
-            return _columns[key]
-    values = lsae.feature_values(residual_stream(lm, record.token_ids, lsae.layer), feature)
-    with _columns_lock:
-        _columns[key] = values
-        while len(_columns) > 64:
-            _columns.popitem(last=False)
+    key = turn_key(lm.model_id, lm.model, record.token_ids, "sae", lsae.name, feature)
+    values = _columns.get(key)
+    if values is None:
+        resid = layer_outputs(lm, record.token_ids, [lsae.layer])[lsae.layer]
+        values = lsae.feature_values(resid, feature)
+        _columns.put(key, values)
     return values
-
-
-def residual_stream(lm: LoadedModel, token_ids: np.ndarray, layer: int) -> torch.Tensor:
-    """(T, d_model) output of decoder layer `layer`, from a forward pass stopped right after it."""
-    output = module_output(lm, token_ids, lm.decoder_layers[layer])
-    return (output[0] if isinstance(output, tuple) else output)[0]
