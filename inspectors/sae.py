@@ -41,6 +41,8 @@ class LoadedSAE:
     d_sae: int
     neuronpedia_id: str | None  # e.g. 'gemma-2-2b/20-gemmascope-res-16k'
     default_feature: int | None = None  # shown first, e.g. 10004 (time travel) on Gemma Scope layer 20
+    note: str = ""  # e.g. why this SAE is shown instead of the published one
+    features: Any = None  # a sae_features.FeatureIndex when the SAE ships its top contexts
 
     def feature_url(self, feature: int) -> str | None:
         return neuronpedia_url(self.neuronpedia_id, feature)

@@ -15,26 +15,32 @@ import gradio as gr
 from inspectors.attention import layer_attention
 from inspectors.conversation import Conversation
 from inspectors.errors import InspectorError, InvalidParameterError
+from inspectors.forward import layer_outputs
 from inspectors.loading import LoadedModel, load_model
 from inspectors.sae import (
     SAE_PROBE,
     LoadedSAE,
     SparseActivations,
     check_feature,
-    check_fits,
+    encode_sparse,
     feature_column,
-    load_sae_from_disk,
-    load_sae_from_release,
     sae_probe,
 )
-from inspectors.sae_catalog import release_for
+from inspectors.sae_sources import available_layers, open_sae
 from inspectors.sampling import coerce_params
 from inspectors.settings import Settings
 from inspectors.ui.session import Session, StopFlags
 from inspectors.views.attention_map import attention_figure, heads_overview
 from inspectors.views.next_token import next_token_figure, step_rows, step_summary
 from inspectors.views.prompt import prompt_html, prompt_warnings
-from inspectors.views.sae_view import feature_figure, feature_shading, feature_summary, top_feature_rows
+from inspectors.views.sae_view import (
+    feature_card_markdown,
+    feature_figure,
+    feature_shading,
+    feature_summary,
+    search_rows,
+    top_feature_rows,
+)
 from inspectors.views.tokens import highlighted_tokens, reply_tokens, token_rows, tokenize_rows
 
 log = logging.getLogger(__name__)
@@ -66,51 +72,31 @@ class Handlers:
     def __init__(self, settings: Settings):
         self.settings = settings
         self.stops = StopFlags()
-        # model id -> its SAE (or why there is none), loaded in the background: a first download, or
-        # a Hub that cannot be reached, must not hold up the chat.
-        self._saes: dict[str, Future] = {}
+        # (model id, layer) -> its SAE (or why there is none), loaded in the background: a first download,
+        # or a Hub that cannot be reached, must not hold up the chat.
+        self._saes: dict[tuple[str, int | None], Future] = {}
         self._sae_lock = threading.Lock()
         self._sae_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sae-load")
 
-    def sae_for(self, lm: LoadedModel, wait: bool = False) -> tuple[LoadedSAE | None, str]:
-        """The SAE for this model (shared read-only), or why there is none, or that it is still loading."""
+    def sae_for(self, lm: LoadedModel, wait: bool = False, layer: int | None = None) -> tuple[LoadedSAE | None, str]:
+        """The SAE for this model at `layer` (None: its default; shared read-only), or why there is none,
+        or that it is still loading."""
+        key = (lm.model_id, layer)
         with self._sae_lock:
-            if lm.model_id not in self._saes:
-                self._saes[lm.model_id] = self._sae_pool.submit(self._load_sae, lm)
-            future = self._saes[lm.model_id]
+            if key not in self._saes:
+                self._saes[key] = self._sae_pool.submit(self._load_sae, lm, layer)
+            future = self._saes[key]
         if not wait and not future.done():
             return None, "Loading the SAE (the first use may download it); the next turn will show its features."
         found = future.result()
         return (found, "") if isinstance(found, LoadedSAE) else (None, found)
 
-    def _load_sae(self, lm: LoadedModel) -> LoadedSAE | str:
+    def _load_sae(self, lm: LoadedModel, layer: int | None) -> LoadedSAE | str:
         try:
-            lsae = self._open_sae(lm)
-            if isinstance(lsae, str):
-                return lsae
-            check_fits(lsae, lm)
+            return open_sae(lm, layer, self.settings)
         except InspectorError as err:
-            log.warning("no SAE for %s: %s", lm.model_id, err)
+            log.warning("no SAE for %s at layer %s: %s", lm.model_id, layer, err)
             return f"{err} Everything else works as usual."
-        return lsae
-
-    def _open_sae(self, lm: LoadedModel) -> LoadedSAE | str:
-        source, device = self.settings.sae, str(lm.device)
-        if source:
-            if ":" in source and not source.startswith(("/", ".")):
-                release, sae_id = source.split(":", 1)
-                return load_sae_from_release(release, sae_id, device=device)
-            return load_sae_from_disk(source, device=device)
-        release = release_for(lm.model_id)
-        if release is None:
-            return (
-                f"No sparse autoencoder is known for `{lm.model_id}` (prompts/sae_releases.yaml) and none is "
-                "configured, so there are no feature activations to show. Set GEMMA_INSPECTOR_SAE to a sae-lens "
-                "folder or to `release:sae_id`."
-            )
-        lsae = load_sae_from_release(release.release, release.sae_id(release.default_layer), device=device)
-        lsae.default_feature = release.default_feature
-        return lsae
 
     def model(self, session: Session | None) -> LoadedModel:
         return load_model(self.session(session).model_id, self.settings)
@@ -148,7 +134,7 @@ class Handlers:
             conversation.system_prompt = system_prompt or ""
             params = coerce_params(temperature, top_k, top_p, max_new_tokens, 1.0, seed)
             lm = self.model(session)
-            lsae, _ = self.sae_for(lm)
+            lsae, _ = self.sae_for(lm, layer=session.sae_layer)
             probes = [sae_probe(lsae, check_feature(lsae, self.feature(session, lsae)))] if lsae else []
             pending = [*history, {"role": "user", "content": message}]
             for progress in _generate(lm, conversation, message, params, stop_event, probes):
@@ -284,29 +270,74 @@ class Handlers:
         )
 
     @user_errors
-    def sae(self, session: Session | None, turn: int | None, feature: float | None, position: float | None):
-        """(summary, tokens shaded by the feature, per-token bar chart, top features of the chosen token)."""
+    def sae(
+        self,
+        session: Session | None,
+        turn: int | None,
+        layer: float | str | None,
+        feature: float | None,
+        position: float | None,
+    ):
+        """(summary, tokens shaded by the feature, per-token bar chart, top features of the chosen token,
+        feature card). `layer` empty: the model's default SAE layer."""
         session = self.session(session)
         lm = self.model(session)
-        lsae, reason = self.sae_for(lm)
+        session.sae_layer = _layer_choice(layer)
+        lsae, reason = self.sae_for(lm, wait=True, layer=session.sae_layer)
         if lsae is None:
-            return reason, [], None, []
+            return reason, [], None, [], ""
         feature = check_feature(lsae, self.feature(session, lsae) if feature is None else _whole(feature, "feature"))
         session.sae_feature = feature  # later turns keep this feature's column in their record
+        card = feature_card_markdown(lsae, feature)
         record = session.record(turn)
         if record is None:
-            return f"SAE `{lsae.name}` (layer {lsae.layer}). Send a message to see its features.", [], None, []
+            return f"SAE `{lsae.name}` (layer {lsae.layer}). Send a message to see its features.", [], None, [], card
         values = _sae_column(lm, lsae, record, feature)
         acts = record.probes.get(SAE_PROBE)
-        if not isinstance(acts, SparseActivations):
-            return "This turn was captured before the SAE was available: send a new message.", [], None, []
+        if not isinstance(acts, SparseActivations) or acts.sae_name != lsae.name:
+            acts = _sae_sparse(lm, lsae, record, feature)  # a turn captured with another SAE (or none)
         position = min(_whole(position or 0, "position"), record.n_tokens - 1)
         return (
             feature_summary(acts, feature, values, record.tokens),
             feature_shading(record.tokens, values),
             feature_figure(record.tokens, values, feature, lsae.layer),
             top_feature_rows(acts, position),
+            card,
         )
+
+    @user_errors
+    def sae_layer_changed(self, session: Session | None, layer: float | str | None) -> tuple[Session, None]:
+        """A new layer is another SAE, where feature numbers mean other things: back to its default feature."""
+        session = self.session(session)
+        if _layer_choice(layer) != session.sae_layer:
+            session.sae_layer, session.sae_feature = _layer_choice(layer), None
+        return session, None
+
+    @user_errors
+    def search_features(self, session: Session | None, query: str, layer: float | str | None) -> tuple[str, list]:
+        """Features of the session's SAE whose top contexts fire on the query's words (shipped SAEs)."""
+        session = self.session(session)
+        lsae, reason = self.sae_for(self.model(session), wait=True, layer=_layer_choice(layer))
+        if lsae is None:
+            return reason, []
+        return search_rows(lsae, query or "")
+
+    def sae_layer_choices(self, session: Session | None) -> list[tuple[str, str]]:
+        """The layer picker's choices for the session's model: release layers plus shipped ones."""
+        try:
+            layers = available_layers(self.model(session), self.settings)
+        except InspectorError:
+            layers = []
+        return [("default", ""), *((str(n), str(n)) for n in layers)]
+
+    def sae_layers(self, session: Session | None) -> gr.Dropdown:
+        return gr.Dropdown(choices=self.sae_layer_choices(session), value="")
+
+
+def _layer_choice(layer: float | str | None) -> int | None:
+    if layer is None or (isinstance(layer, str) and not layer.strip()):
+        return None
+    return _whole(float(layer), "layer")
 
 
 def _whole(value: float | None, name: str) -> int:
@@ -323,6 +354,11 @@ def _generate(lm: LoadedModel, conversation: Conversation, message: str, params:
 @gpu
 def _sae_column(lm: LoadedModel, lsae: LoadedSAE, record: Any, feature: int):
     return feature_column(lm, lsae, record, feature)
+
+
+@gpu
+def _sae_sparse(lm: LoadedModel, lsae: LoadedSAE, record: Any, feature: int) -> SparseActivations:
+    return encode_sparse(lsae, layer_outputs(lm, record.token_ids, [lsae.layer])[lsae.layer], feature)
 
 
 @gpu

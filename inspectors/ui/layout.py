@@ -100,10 +100,18 @@ def build_app(settings: Settings | None = None) -> gr.Blocks:
                         heads_plot = gr.Plot()
                     with gr.Tab("SAE"):
                         with gr.Row():
-                            feature = gr.Number(
-                                value=settings.sae_feature, precision=0, label="Feature (empty: the SAE's default)"
+                            sae_layer = gr.Dropdown(
+                                handlers.sae_layer_choices(None), value="", label="SAE layer", scale=1
                             )
-                            position = gr.Number(value=0, precision=0, label="Token position (its top features)")
+                            feature = gr.Number(
+                                value=settings.sae_feature,
+                                precision=0,
+                                label="Feature (empty: the SAE's default)",
+                                scale=2,
+                            )
+                            position = gr.Number(
+                                value=0, precision=0, label="Token position (its top features)", scale=2
+                            )
                         sae_text = gr.Markdown()
                         sae_tokens = gr.HighlightedText(
                             label="Tokens shaded by the feature's activation",
@@ -114,6 +122,16 @@ def build_app(settings: Settings | None = None) -> gr.Blocks:
                         sae_table = gr.Dataframe(
                             headers=["rank", "feature", "activation", "Neuronpedia"], interactive=False
                         )
+                        sae_card = gr.Markdown()
+                        with gr.Accordion("Find features by words", open=False):
+                            with gr.Row():
+                                search_query = gr.Textbox(
+                                    label="Words", placeholder="e.g. travel", scale=4, submit_btn=True
+                                )
+                            search_text = gr.Markdown()
+                            search_table = gr.Dataframe(
+                                headers=["feature", "score", "example (token in [brackets])"], interactive=False
+                            )
 
         chat_inputs = [message, session, system_prompt, temperature, top_k, top_p, max_new_tokens, seed]
         chat_outputs = [chatbot, session, status, message]
@@ -127,7 +145,12 @@ def build_app(settings: Settings | None = None) -> gr.Blocks:
                 "next_token",
             ),
             (handlers.attention, [session, turn, layer, head, query_start], [attention_plot, heads_plot], "attention"),
-            (handlers.sae, [session, turn, feature, position], [sae_text, sae_tokens, sae_plot, sae_table], "sae"),
+            (
+                handlers.sae,
+                [session, turn, sae_layer, feature, position],
+                [sae_text, sae_tokens, sae_plot, sae_table, sae_card],
+                "sae",
+            ),
         ]
 
         def refresh(event: gr.events.Dependency) -> None:
@@ -175,6 +198,19 @@ def build_app(settings: Settings | None = None) -> gr.Blocks:
         sae_tokens.select(_clicked_step, None, position, api_name=False).then(
             handlers.sae, views[4][1], views[4][2], api_name=False, concurrency_id=MODEL_LOCK
         )
+        sae_layer.input(handlers.sae_layer_changed, [session, sae_layer], [session, feature], api_name=False).then(
+            handlers.sae, views[4][1], views[4][2], api_name=False, concurrency_id=MODEL_LOCK
+        )
+        search_query.submit(
+            handlers.search_features,
+            [session, search_query, sae_layer],
+            [search_text, search_table],
+            api_name="search_features",
+            concurrency_id=MODEL_LOCK,
+        )
+        search_table.select(_clicked_feature, None, feature, api_name=False).then(
+            handlers.sae, views[4][1], views[4][2], api_name=False, concurrency_id=MODEL_LOCK
+        )
         tokenize_button.click(handlers.tokenize, [session, free_text], free_table, api_name="tokenize")
         free_text.submit(handlers.tokenize, [session, free_text], free_table, api_name=False)
 
@@ -187,8 +223,8 @@ def build_app(settings: Settings | None = None) -> gr.Blocks:
             concurrency_id=MODEL_LOCK,
         )
         load_event.then(_attention_controls(handlers), session, [layer, head], api_name=False).then(
-            lambda s: ([], "", s), session, [chatbot, message, session], api_name=False
-        )
+            handlers.sae_layers, session, sae_layer, api_name=False
+        ).then(lambda s: ([], "", s), session, [chatbot, message, session], api_name=False)
         refresh(load_event)
     demo.queue(max_size=64, default_concurrency_limit=4)
     return demo
@@ -196,6 +232,12 @@ def build_app(settings: Settings | None = None) -> gr.Blocks:
 
 def _clicked_step(evt: gr.SelectData) -> int:
     return int(evt.index) if evt.index is not None else 0
+
+
+def _clicked_feature(evt: gr.SelectData) -> int | None:
+    """A click anywhere in a search result's row picks that row's feature (its first cell)."""
+    row = evt.row_value or []
+    return int(row[0]) if row else None
 
 
 def _attention_controls(handlers: Handlers):

@@ -14,6 +14,7 @@ from inspectors.record import TurnRecord
 class Session:
     model_id: str
     conversation: Conversation = field(default_factory=Conversation)
+    sae_layer: int | None = None  # the SAE layer this session looks at; None: the model's default
     sae_feature: int | None = None  # the SAE feature this session looks at; None: the configured default
 
     def record(self, turn: int | None) -> TurnRecord | None:

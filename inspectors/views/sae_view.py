@@ -6,7 +6,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from inspectors.errors import InvalidParameterError
-from inspectors.sae import SparseActivations
+from inspectors.sae import LoadedSAE, SparseActivations
 from inspectors.views.attention_map import axis_labels
 from inspectors.views.tokens import show_whitespace
 
@@ -55,3 +55,58 @@ def feature_summary(acts: SparseActivations, feature: int, values: np.ndarray, t
         f"is active on {active} of {len(values)} tokens, max {float(values.max()):.3f}{', ' + where if where else ''}."
     )
     return text + (f" [Feature {feature} on Neuronpedia]({link})" if link else "")
+
+
+def _escape(text: str) -> str:
+    """Corpus text shown inside markdown: no accidental emphasis, links or line breaks."""
+    return "".join("\\" + ch if ch in "\\`*_[]<>#|" else ch for ch in text).replace("\n", " ⏎ ")
+
+
+def feature_card_markdown(lsae: LoadedSAE, feature: int) -> str:
+    """Density and top contexts (shipped SAEs) or the Neuronpedia page (Gemma Scope), plus why this SAE."""
+    blocks = [f"### Feature {feature} of `{lsae.name}`"]
+    if lsae.note:
+        blocks.append(f"ℹ️ {lsae.note}")
+    if lsae.features is not None:
+        card = lsae.features.card(feature)
+        blocks.append(
+            f"Fires on {card.density:.3%} of the training corpus's tokens; strongest activation {card.max_act:.2f}. "
+            "Top contexts (the token it fires on in bold):"
+        )
+        contexts = [
+            f"1. …{_escape(c.left[-80:])}**{_escape(c.token)}**{_escape(c.right)}… `{c.act:.2f}`" for c in card.contexts
+        ]
+        blocks.append("\n".join(contexts) or "(never fired on the training corpus: a dead feature)")
+    link = lsae.feature_url(feature)
+    if link:
+        blocks.append(f"[Feature {feature} on Neuronpedia]({link}): its explanation, density and top activations.")
+    elif lsae.features is None:
+        blocks.append("This SAE ships no feature contexts and has no Neuronpedia page.")
+    return "\n\n".join(blocks)
+
+
+def search_rows(lsae: LoadedSAE, query: str, limit: int = 15) -> tuple[str, list[list]]:
+    """(message, [feature, score, example context]) for the words of `query`."""
+    if lsae.features is None:
+        return (
+            f"`{lsae.name}` ships no top contexts to search; look its features up on Neuronpedia "
+            "(the link in the feature card).",
+            [],
+        )
+    if not query.strip():
+        return "Type a word, e.g. travel, to find the features that fire on it.", []
+    hits = lsae.features.search(query, limit)
+    rows = [
+        [
+            h.feature,
+            round(h.score, 3),
+            f"…{h.example.left[-50:]}[{h.example.token}]{h.example.right}…" if h.example else "",
+        ]
+        for h in hits
+    ]
+    found = (
+        f"{len(rows)} features fire on or near “{query}” in their top contexts."
+        if rows
+        else f"No feature's top contexts contain “{query}”."
+    )
+    return found + " Pick one to show it.", rows

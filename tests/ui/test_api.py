@@ -29,7 +29,7 @@ def test_named_endpoints(client):
     endpoints = set(client.view_api(print_info=False, return_format="dict")["named_endpoints"])
     expected = {"/chat", "/inspect_prompt", "/inspect_tokens", "/next_token", "/attention", "/sae", "/tokenize"}
     assert expected <= endpoints
-    assert {"/retry", "/undo", "/clear", "/stop", "/load_model"} <= endpoints
+    assert {"/retry", "/undo", "/clear", "/stop", "/load_model", "/search_features"} <= endpoints
 
 
 def test_two_turn_chat_and_every_inspection_endpoint(client):
@@ -62,7 +62,7 @@ def test_two_turn_chat_and_every_inspection_endpoint(client):
     assert weights.shape == (len(table["data"]),) * 2
     np.testing.assert_allclose(weights.sum(axis=1), 1, atol=1e-2)
 
-    summary, *_ = client.predict(turn=1, feature=0, position=0, api_name="/sae")
+    summary, *_ = client.predict(turn=1, layer="", feature=0, position=0, api_name="/sae")
     assert "No sparse autoencoder is known for" in summary
     free = client.predict(text="Hello world", api_name="/tokenize")
     assert [row[2] for row in free["data"]] == ["Hello", "␣world"]

@@ -139,7 +139,7 @@ def test_every_tab_shows_the_chosen_turn(handlers):
     np.testing.assert_allclose(heatmap.data[0].z, layer_attention(lm, record, 1)[2], atol=1e-6)
     assert len(overview.data) == lm.n_heads
     handlers.sae_for(lm, wait=True)
-    assert "No sparse autoencoder is known for" in handlers.sae(session, 1, 0, 0)[0]
+    assert "No sparse autoencoder is known for" in handlers.sae(session, 1, None, 0, 0)[0]
 
     free = handlers.tokenize(session, "Hello world")
     assert [r[1] for r in free] == lm.tokenizer("Hello world", add_special_tokens=False)["input_ids"]
@@ -191,17 +191,18 @@ def test_sae_tab_with_a_configured_sae(tiny_dirs, tmp_path):
     acts = record.probes[SAE_PROBE]
     assert isinstance(acts, SparseActivations) and acts.feature == 3 and acts.layer == 2
 
-    summary, shading, figure, rows = handlers.sae(session, 0, 3, 4)
+    summary, shading, figure, rows, card = handlers.sae(session, 0, None, 3, 4)
     assert "Feature **3**" in summary and "neuronpedia.org/tiny-gemma/2-res-test/3" in summary
+    assert "Feature 3 on Neuronpedia" in card and "ships no feature contexts" not in card
     assert len(shading) == record.n_tokens
     np.testing.assert_allclose(figure.data[0].y, acts.feature_values)
     assert [r[1] for r in rows] == [int(f) for f, v in zip(acts.top_ids[4], acts.top_values[4], strict=True) if v > 0]
 
-    other = handlers.sae(session, 0, 11, 0)  # another feature: computed on demand for the same turn
+    other = handlers.sae(session, 0, "", 11, 0)  # another feature: computed on demand for the same turn
     assert "Feature **11**" in other[0] and session.sae_feature == 11
     assert chat(handlers, "More", session)[-1][1].conversation.records[-1].probes[SAE_PROBE].feature == 11
     with pytest.raises(gr.Error, match=r"`feature` must be an integer in \[0, 127\]"):
-        handlers.sae(session, 0, 500, 0)
+        handlers.sae(session, 0, None, 500, 0)
 
 
 def test_an_sae_for_another_model_is_explained_not_fatal(tiny_dirs, tmp_path):
@@ -212,17 +213,17 @@ def test_an_sae_for_another_model_is_explained_not_fatal(tiny_dirs, tmp_path):
     handlers.sae_for(handlers.model(None), wait=True)
     messages, session, status, _ = chat(handlers, "hello", None)[-1]
     assert status.startswith("Turn 1:")  # chat works without the SAE
-    assert "pick an SAE trained on this model" in handlers.sae(session, 0, 0, 0)[0]
+    assert "pick an SAE trained on this model" in handlers.sae(session, 0, None, 0, 0)[0]
 
 
 def test_catalog_sae_that_cannot_be_downloaded_is_explained(tiny_dirs, monkeypatch):
     import huggingface_hub.constants
 
-    import inspectors.ui.handlers as handlers_module
+    from inspectors import sae_sources
     from inspectors.sae_catalog import release_for
 
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
-    monkeypatch.setattr(handlers_module, "release_for", lambda model_id: release_for("google/gemma-3-270m"))
+    monkeypatch.setattr(sae_sources, "release_for", lambda model_id: release_for("google/gemma-3-270m"))
     handlers = Handlers(Settings(model_id=str(tiny_dirs["gemma3"]), max_new_tokens_limit=64))
     lsae, reason = handlers.sae_for(handlers.model(None), wait=True)
     assert lsae is None
@@ -230,4 +231,4 @@ def test_catalog_sae_that_cannot_be_downloaded_is_explained(tiny_dirs, monkeypat
     assert "cannot be reached" in reason
     messages, session, status, _ = chat(handlers, "hello", None)[-1]
     assert status.startswith("Turn 1:")
-    assert reason == handlers.sae(session, 0, None, 0)[0]
+    assert reason == handlers.sae(session, 0, None, None, 0)[0]

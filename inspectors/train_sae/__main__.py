@@ -1,0 +1,143 @@
+"""Train, evaluate and ship the embedded model's own SAEs, end to end and offline.
+
+    python -m pip install -r requirements-train.txt
+    python -m inspectors.train_sae --layers 6
+
+Downloads the gensim wheel from PyPI for its Wikipedia extract (corpus.py), caches residual
+activations, trains a TopK SAE per layer with sae-lens's SAETrainer, measures it on held-out
+articles, and writes inspectors/data/saes/<name>/{cfg.json, sae_weights.safetensors, contexts.json.gz,
+card.json, README.md} plus the held-out sample the tests re-measure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from inspectors.loading import load_model
+from inspectors.sae_sources import SHIPPED_DIR
+from inspectors.settings import EMBEDDED_MODEL_ID, Settings
+from inspectors.train_sae import corpus
+from inspectors.train_sae.activations import CONTEXT, collect, pack_windows, residuals
+from inspectors.train_sae.card import write_card
+from inspectors.train_sae.contexts import build_contexts, write_contexts
+from inspectors.train_sae.evaluate import evaluate
+from inspectors.train_sae.train import TrainOptions, save, train_topk_sae
+
+MAX_SAE_BYTES = 25 * 2**20
+HELDOUT_SAMPLE_FILE = "heldout_sample.txt"
+
+
+def sae_name(layer: int, d_sae: int) -> str:
+    return f"gemma-3-270m-res-l{layer}-{d_sae // 1024}k-topk"
+
+
+def heldout_sample(articles: list[corpus.Article], tokenizer, max_tokens: int) -> str:
+    """The first held-out articles, whole paragraphs, up to about `max_tokens` tokens."""
+    paragraphs, used = [], 0
+    for article in articles:
+        for paragraph in article.text.split("\n"):
+            n = len(tokenizer(paragraph, add_special_tokens=False)["input_ids"])
+            if used + n > max_tokens:
+                return "\n".join(paragraphs)
+            paragraphs.append(paragraph)
+            used += n
+    return "\n".join(paragraphs)
+
+
+def sample_activations(lm, text: str, layer: int) -> np.ndarray:
+    """Residuals of `text` packed exactly as in training (<bos> dropped): what the tests recompute."""
+    windows = pack_windows(lm.tokenizer, [text])
+    rows = []
+    for start in range(0, len(windows), 8):
+        batch = torch.tensor(windows[start : start + 8], dtype=torch.long, device=lm.device)
+        acts = residuals(lm, batch, [layer])[layer][:, 1:, :]
+        rows.append(acts.float().cpu().numpy().reshape(-1, acts.shape[-1]))
+    return np.concatenate(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m inspectors.train_sae", description=__doc__.split("\n")[0])
+    parser.add_argument("--layers", type=int, nargs="+", default=[6], help="decoder layers (blocks.L.hook_resid_post)")
+    parser.add_argument("--d-sae", type=int, default=TrainOptions.d_sae)
+    parser.add_argument("--k", type=int, default=TrainOptions.k, help="active features per token (TopK)")
+    parser.add_argument("--epochs", type=float, default=TrainOptions.epochs)
+    parser.add_argument("--batch-size", type=int, default=TrainOptions.batch_size)
+    parser.add_argument("--lr", type=float, default=TrainOptions.lr)
+    parser.add_argument("--seed", type=int, default=TrainOptions.seed)
+    parser.add_argument("--contexts-per-feature", type=int, default=8)
+    parser.add_argument("--heldout-sample-tokens", type=int, default=16000)
+    parser.add_argument("--out", type=Path, default=SHIPPED_DIR)
+    parser.add_argument("--cache", type=Path, default=None, help="where the corpus and activations are cached")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    torch.manual_seed(args.seed)
+
+    settings = Settings.load()
+    cache = args.cache or settings.cache_dir / "sae-training"
+    articles = corpus.read_articles(corpus.fetch_wheel(cache / "corpus"))
+    train, held = corpus.split(articles)
+    lm = load_model(EMBEDDED_MODEL_ID, settings)
+    held_store = collect(lm, [a.text for a in held], args.layers, cache / "acts-heldout")
+    train_store = collect(lm, [a.text for a in train], args.layers, cache / "acts-train")
+    args.out.mkdir(parents=True, exist_ok=True)
+    sample_text = heldout_sample(held, lm.tokenizer, args.heldout_sample_tokens)
+    (args.out / HELDOUT_SAMPLE_FILE).write_text(sample_text + "\n", encoding="utf-8")
+
+    options = TrainOptions(
+        d_sae=args.d_sae, k=args.k, batch_size=args.batch_size, epochs=args.epochs, lr=args.lr, seed=args.seed
+    )
+    corpus_info = {
+        "source": corpus.SOURCE,
+        "licence": corpus.LICENCE,
+        "train_articles": len(train),
+        "heldout_articles": [a.title for a in held],
+        "train_tokens": train_store.n_rows,
+        "heldout_tokens": held_store.n_rows,
+        "context": CONTEXT,
+    }
+    for layer in args.layers:
+        name = sae_name(layer, args.d_sae)
+        folder = args.out / name
+        hook_name = f"blocks.{layer}.hook_resid_post"
+        metadata = {"context_size": CONTEXT, "prepend_bos": True, "dataset_path": corpus.SOURCE, "neuronpedia_id": None}
+        acts = np.asarray(train_store.acts(layer))
+        sae = train_topk_sae(acts, hook_name, EMBEDDED_MODEL_ID, options, metadata)
+        save(sae, folder)
+        size = sum(f.stat().st_size for f in folder.glob("sae_weights.safetensors"))
+        if size > MAX_SAE_BYTES:
+            raise SystemExit(f"{name}: weights are {size / 2**20:.1f} MiB, over the 25 MiB limit; lower --d-sae")
+        from inspectors.sae import load_sae_from_disk
+
+        shipped = load_sae_from_disk(folder).sae  # measure what ships, as users will load it
+        metrics = {
+            "heldout": evaluate(shipped, held_store.acts(layer)).to_dict(),
+            "heldout_sample": evaluate(shipped, sample_activations(lm, sample_text, layer)).to_dict(),
+            "train": evaluate(shipped, acts[:: max(1, len(acts) // 100_000)]).to_dict(),
+        }
+        write_contexts(
+            build_contexts(shipped, train_store, layer, lm.tokenizer, args.contexts_per_feature),
+            folder / "contexts.json.gz",
+        )
+        write_card(
+            folder,
+            name=name,
+            layer=layer,
+            hook_name=hook_name,
+            options=asdict(options),
+            corpus_info=corpus_info,
+            metrics=metrics,
+            weights_bytes=size,
+        )
+        logging.info("%s: %s", name, json.dumps(metrics["heldout"]))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

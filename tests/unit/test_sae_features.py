@@ -1,0 +1,94 @@
+"""Offline feature search over shipped top contexts, and where an SAE comes from (sae_sources)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from inspectors import sae_sources
+from inspectors.sae import SAELoadError
+from inspectors.sae_catalog import release_for
+from inspectors.sae_features import FeatureIndex
+from inspectors.train_sae.contexts import write_contexts
+from tests.helpers import save_tiny_sae
+
+
+def _context(left, token, right, act):
+    return {"left": left, "token": token, "right": right, "act": act}
+
+
+CONTEXTS = {
+    "features": [
+        {"density": 0.01, "max": 5.0, "contexts": [_context("a long ", "journey", " home", 5.0)]},
+        {
+            "density": 0.02,
+            "max": 8.0,
+            "contexts": [
+                _context("they loved to", " travel", " abroad", 8.0),
+                _context("the idea of time", " travel", " is old", 6.0),
+            ],
+        },
+        {"density": 0.3, "max": 2.0, "contexts": [_context("we will", " travel", " soon", 0.5)]},
+        {"density": 0.1, "max": 4.0, "contexts": [_context("in the course of time", ",", " things", 4.0)]},
+    ]
+}
+
+
+def test_search_ranks_features_that_fire_on_the_word_first():
+    index = FeatureIndex(CONTEXTS)
+    hits = index.search("travel")
+    assert [h.feature for h in hits] == [1, 2]  # 3 fires near "time", not on "travel"; 0 never mentions it
+    assert hits[0].example.token == " travel" and hits[0].example.act == 8.0
+    # both words: the feature firing on "travel" right after "time" comes first; "journey" matches neither
+    both = index.search("time travel")
+    assert both[0].feature == 1 and both[0].score > both[1].score and 0 not in [h.feature for h in both]
+    assert index.search("  !! ") == [] and index.search("zebra") == []
+    assert index.card(1).density == 0.02 and len(index) == 4
+
+
+def test_contexts_file_round_trips_and_is_byte_stable(tmp_path):
+    write_contexts(CONTEXTS, tmp_path / "a.json.gz")
+    write_contexts(CONTEXTS, tmp_path / "b.json.gz")
+    assert (tmp_path / "a.json.gz").read_bytes() == (tmp_path / "b.json.gz").read_bytes()
+    assert FeatureIndex.load(tmp_path / "a.json.gz").card(1).contexts[1].left == "the idea of time"
+
+
+@pytest.fixture
+def shipped_root(tmp_path, tiny_lm, monkeypatch):
+    """A tiny SAE 'shipped' for the tiny model, at layer 1, with contexts."""
+    folder = save_tiny_sae(tmp_path / "tiny-l1", d_in=64, layer=1, d_sae=4)
+    cfg = json.loads((folder / "cfg.json").read_text())
+    cfg["metadata"]["model_name"] = "tiny"
+    (folder / "cfg.json").write_text(json.dumps(cfg))
+    write_contexts(CONTEXTS, folder / "contexts.json.gz")
+    monkeypatch.setattr(sae_sources, "SHIPPED_DIR", tmp_path)
+    monkeypatch.setitem(sae_sources.SHIPPED_MODEL_ALIASES, tiny_lm.model_id, "tiny")
+    return tmp_path
+
+
+def test_falls_back_to_the_shipped_sae_when_the_release_cannot_be_downloaded(shipped_root, tiny_lm, monkeypatch):
+    release = release_for("embedded/gemma-3-270m")
+    monkeypatch.setattr(sae_sources, "release_for", lambda model_id: release)
+
+    def offline(*args, **kwargs):
+        raise SAELoadError("Could not load the SAE: the Hugging Face Hub cannot be reached.")
+
+    monkeypatch.setattr(sae_sources, "load_sae_from_release", offline)
+    lsae = sae_sources.open_sae(tiny_lm, layer=release.default_layer)
+    assert lsae.layer == 1  # the only shipped layer, the nearest to the one asked for
+    assert "cannot be reached" in lsae.note and "project's own SAE" in lsae.note and "nearest is 1" in lsae.note
+    assert lsae.default_feature == 1  # found by searching "time travel", not written down anywhere
+    assert lsae.features.card(1).contexts[0].token == " travel"
+    assert sae_sources.available_layers(tiny_lm) == sorted({*release.layers, 1})
+
+
+def test_no_release_and_nothing_shipped_says_what_to_do(tiny_lm):
+    with pytest.raises(SAELoadError, match="GEMMA_INSPECTOR_SAE"):
+        sae_sources.open_sae(tiny_lm)
+    assert sae_sources.available_layers(tiny_lm) == []
+
+
+def test_shipped_sae_without_a_release_is_used_directly(shipped_root, tiny_lm):
+    lsae = sae_sources.open_sae(tiny_lm)
+    assert lsae.layer == 1 and lsae.note.startswith("Showing the project's own SAE")

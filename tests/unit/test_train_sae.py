@@ -1,0 +1,107 @@
+"""The SAE training pipeline (python -m inspectors.train_sae) on a tiny model: packing, residual
+collection, sae-lens training and disk format, held-out metrics and top contexts."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from inspectors.forward import hidden_states
+from inspectors.sae import load_sae_from_disk
+from inspectors.train_sae.activations import CONTEXT, collect, pack_windows, residuals
+from inspectors.train_sae.contexts import build_contexts
+from inspectors.train_sae.corpus import clean_wikitext
+from inspectors.train_sae.evaluate import evaluate
+from inspectors.train_sae.train import TrainOptions, save, train_topk_sae
+
+TEXTS = [
+    "Time travel is a common theme in science fiction. " * 20,
+    "The river flows past the old mill, and the farmers bring their grain to it every autumn. " * 15,
+    "In 1969 the crew of Apollo 11 landed on the Moon and walked on its surface for hours. " * 15,
+]
+
+
+def test_wiki_markup_is_stripped_to_prose():
+    text = clean_wikitext(
+        "'''Achilles''' ({{lang|grc|}}) was a [[Greece|Greek]] hero.\n[[File:A.jpg|thumb|A vase]]\n"
+        "{{Infobox|x=1}}\n== Life ==\nHe fought at [[Troy]]."
+    )
+    assert text == "Achilles was a Greek hero.\nLife\nHe fought at Troy."
+
+
+def test_windows_start_with_bos_and_hold_the_texts_in_order(tokenizer):
+    windows = pack_windows(tokenizer, TEXTS)
+    assert windows.shape[1] == CONTEXT and (windows[:, 0] == tokenizer.bos_token_id).all()
+    separator = tokenizer("\n\n", add_special_tokens=False)["input_ids"]
+    stream = []
+    for text in TEXTS:
+        stream += tokenizer(text, add_special_tokens=False)["input_ids"] + separator
+    assert windows[:, 1:].ravel().tolist() == stream[: windows[:, 1:].size]
+
+
+def test_residuals_equal_the_models_hidden_states(tiny_lm, tokenizer):
+    ids = pack_windows(tokenizer, TEXTS)[:2]
+    got = residuals(tiny_lm, torch.tensor(ids, dtype=torch.long), [0, 2])
+    for row in range(2):
+        states = hidden_states(tiny_lm, ids[row])  # hidden_states[L + 1] is the output of layer L
+        for layer in (0, 2):
+            torch.testing.assert_close(got[layer][row], states[layer + 1].reshape(CONTEXT, -1), atol=1e-4, rtol=1e-4)
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_dirs, tmp_path_factory, tokenizer):
+    from inspectors.loading import load_model
+    from inspectors.settings import Settings
+
+    lm = load_model(settings=Settings(model_id=str(tiny_dirs["gemma3"])))
+    root = tmp_path_factory.mktemp("train")
+    store = collect(lm, TEXTS, [1], root / "acts")
+    acts = np.asarray(store.acts(1))
+    options = TrainOptions(d_sae=32, k=4, batch_size=64, epochs=4, lr=3e-3, dead_feature_window=5)
+    sae = train_topk_sae(acts, "blocks.1.hook_resid_post", "tiny", options, {"context_size": CONTEXT})
+    save(sae, root / "sae")
+    return lm, store, acts, load_sae_from_disk(root / "sae")
+
+
+def test_collected_rows_are_the_non_bos_positions(trained, tokenizer):
+    lm, store, acts, _ = trained
+    windows = store.token_ids
+    assert acts.shape == (len(windows) * (CONTEXT - 1), 64) and store.n_rows == len(acts)
+    direct = residuals(lm, torch.tensor(windows[:1], dtype=torch.long), [1])[1][0, 1:].numpy()
+    np.testing.assert_allclose(acts[: CONTEXT - 1], direct, atol=0.05, rtol=0.01)  # float16 storage
+    window, position = store.window_and_position(np.array([0, CONTEXT - 1]))
+    assert window.tolist() == [0, 1] and position.tolist() == [1, 1]
+    assert collect(lm, TEXTS, [1], store.directory).directory == store.directory  # cached: no recompute
+
+
+def test_trained_sae_loads_with_sae_lens_reads_raw_residuals_and_metrics_are_right(trained):
+    _, _, acts, lsae = trained
+    assert lsae.hook_name == "blocks.1.hook_resid_post" and lsae.layer == 1 and lsae.d_sae == 32
+    assert lsae.sae.cfg.metadata.model_name == "tiny" and lsae.sae.cfg.normalize_activations == "none"
+    x = torch.from_numpy(np.asarray(acts, dtype=np.float32))
+    with torch.no_grad():
+        features = lsae.sae.encode(x)
+        reconstruction = lsae.sae.decode(features)
+    explained = 1 - ((x - reconstruction) ** 2).sum() / ((x - x.mean(dim=0)) ** 2).sum()
+    metrics = evaluate(lsae.sae, acts)
+    assert metrics.explained_variance == pytest.approx(float(explained), abs=1e-4)
+    assert metrics.l0 == pytest.approx(float((features > 0).sum(dim=1).float().mean()))
+    assert metrics.l0 <= 4 and metrics.explained_variance > 0.3  # it learned something, with TopK's k = 4
+    assert metrics.dead_fraction == pytest.approx(float(((features > 0).sum(dim=0) == 0).float().mean()))
+
+
+def test_top_contexts_are_each_features_strongest_tokens(trained, tokenizer):
+    _, store, acts, lsae = trained
+    data = build_contexts(lsae.sae, store, 1, tokenizer, per_feature=3)
+    with torch.no_grad():
+        dense = lsae.sae.encode(torch.from_numpy(np.asarray(acts, dtype=np.float32))).numpy()
+    for feature, entry in enumerate(data["features"]):
+        assert entry["density"] == pytest.approx(float((dense[:, feature] > 0).mean()), rel=1e-2)
+        if not entry["contexts"]:
+            assert dense[:, feature].max() <= 0
+            continue
+        top_row = int(dense[:, feature].argmax())
+        window, position = store.window_and_position(np.int64(top_row))
+        assert entry["contexts"][0]["token"] == tokenizer.decode([int(store.token_ids[window][position])])
+        assert entry["contexts"][0]["act"] == pytest.approx(float(dense[top_row, feature]), rel=1e-3, abs=1e-3)
