@@ -1,0 +1,118 @@
+"""Lab 2 (HW3 section 2): a multi-turn conversation, re-templated from the whole history every round.
+
+Each round: the user turn is appended, the full history is templated (`build_prompt`), one forward pass
+gives the next-token distribution at the last position (softmax of the raw logits, top-k kept), and
+the greedy reply, cut at the stop token by id, is appended as the model's turn.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+
+from inspectors.errors import InvalidParameterError
+from inspectors.labs.generation import check_max_new_tokens, check_text, greedy_generate, split_at_stop, stop_reason
+from inspectors.loading import LoadedModel, ProgressFn
+from inspectors.templating import build_prompt
+
+MAX_TOP_K = 100
+MAX_ROUNDS = 8  # each round is a figure, and a full re-templated prompt in the report
+
+
+@dataclass
+class Round:
+    index: int  # 1-based, as the course numbers them
+    user: str
+    prompt_text: str  # the full templated history the model read this round
+    n_prompt_tokens: int
+    top_ids: list[int]  # most probable first token of the reply first
+    top_tokens: list[str]
+    top_probs: list[float]  # softmax of the last position's logits
+    reply_ids: list[int]  # greedy, before the stop token
+    reply_text: str
+    stop_reason: str
+    warnings: list[str] = field(default_factory=list)  # from templating (dropped history, ...)
+
+
+@dataclass
+class MultiturnResult:
+    model_id: str
+    user_turns: list[str]
+    max_new_tokens: int
+    top_k: int
+    rounds: list[Round]
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def next_token_top(lm: LoadedModel, prompt_ids: list[int], k: int) -> tuple[list[int], list[float]]:
+    """The k most probable next tokens after `prompt_ids` and their probabilities (softmax of raw logits)."""
+    input_ids = torch.tensor([prompt_ids], dtype=torch.long, device=lm.device)  # (1, T)
+    with lm.lock, torch.inference_mode():
+        logits = lm.model(input_ids=input_ids, use_cache=False, logits_to_keep=1).logits[0, -1]  # (V,)
+    top = torch.topk(torch.softmax(logits.float(), dim=-1), k)
+    return [int(i) for i in top.indices.tolist()], [float(p) for p in top.values.tolist()]
+
+
+def _check_turns(user_turns: object) -> list[str]:
+    if not isinstance(user_turns, list) or not 1 <= len(user_turns) <= MAX_ROUNDS:
+        raise InvalidParameterError(
+            "user_turns", f"must be a list of 1 to {MAX_ROUNDS} messages, one per round", user_turns
+        )
+    for i, turn in enumerate(user_turns, start=1):
+        check_text(f"user_turns[{i}]", turn)
+    return user_turns
+
+
+def run(
+    lm: LoadedModel,
+    *,
+    user_turns: list[str],
+    max_new_tokens: int = 200,
+    top_k: int = 10,
+    progress: ProgressFn | None = None,
+) -> MultiturnResult:
+    """One round per user turn: template the history, top-`top_k` first tokens, greedy reply appended."""
+    _check_turns(user_turns)
+    check_max_new_tokens(lm, max_new_tokens)
+    if isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= MAX_TOP_K:
+        raise InvalidParameterError("top_k", f"must be an integer in [1, {MAX_TOP_K}]", top_k)
+    report = progress or (lambda fraction, message: None)
+    tokenizer = lm.tokenizer
+    history: list[dict[str, str]] = []
+    rounds = []
+    n_rounds = len(user_turns)
+    for r, user in enumerate(user_turns):
+        history.append({"role": "user", "content": user})
+        prompt = build_prompt(tokenizer, lm.chat_template, history, lm.context_limit - max_new_tokens)
+        report(r / n_rounds, f"Round {r + 1}/{n_rounds}: next-token distribution")
+        top_ids, top_probs = next_token_top(lm, prompt.ids, top_k)
+
+        def on_step(n: int, r: int = r) -> None:
+            report((r + n / max_new_tokens) / n_rounds, f"Round {r + 1}/{n_rounds}: {n}/{max_new_tokens} tokens")
+
+        reply_ids, stop = split_at_stop(lm, greedy_generate(lm, prompt.ids, max_new_tokens, on_step))
+        reply_text = tokenizer.decode(reply_ids, skip_special_tokens=True).strip()
+        history.append({"role": "assistant", "content": reply_text})
+        rounds.append(
+            Round(
+                index=r + 1,
+                user=user,
+                prompt_text=prompt.text,
+                n_prompt_tokens=len(prompt.ids),
+                top_ids=top_ids,
+                top_tokens=tokenizer.convert_ids_to_tokens(top_ids),
+                top_probs=top_probs,
+                reply_ids=reply_ids,
+                reply_text=reply_text,
+                stop_reason=stop_reason(lm, stop),
+                warnings=list(prompt.warnings),
+            )
+        )
+    report(1.0, "Done")
+    return MultiturnResult(
+        model_id=lm.model_id, user_turns=list(user_turns), max_new_tokens=max_new_tokens, top_k=top_k, rounds=rounds
+    )
