@@ -7,6 +7,7 @@ import gradio as gr
 from inspectors.loading import load_model
 from inspectors.settings import Settings
 from inspectors.ui.handlers import EMPTY_TURN, Handlers, model_card
+from inspectors.ui.labs import build_labs_tab
 from inspectors.ui.session import Session
 from inspectors.views.tokens import PART_COLORS
 
@@ -130,8 +131,13 @@ def build_app(settings: Settings | None = None) -> gr.Blocks:
                                 )
                             search_text = gr.Markdown()
                             search_table = gr.Dataframe(
-                                headers=["feature", "score", "example (token in [brackets])"], interactive=False
+                                headers=["feature", "score", "example (token in [brackets])"],
+                                interactive=False,
+                                elem_id="gi-search",
                             )
+
+        with gr.Accordion("Labs: the course's experiments, rerun on the current model", open=False, elem_id="gi-labs"):
+            build_labs_tab(session, handlers.model)
 
         chat_inputs = [message, session, system_prompt, temperature, top_k, top_p, max_new_tokens, seed]
         chat_outputs = [chatbot, session, status, message]
@@ -148,7 +154,7 @@ def build_app(settings: Settings | None = None) -> gr.Blocks:
             (
                 handlers.sae,
                 [session, turn, sae_layer, feature, position],
-                [sae_text, sae_tokens, sae_plot, sae_table, sae_card],
+                [sae_text, sae_tokens, sae_plot, sae_table, sae_card, feature],
                 "sae",
             ),
         ]
