@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import json
+import threading
 from pathlib import Path
 
 from inspectors.loading import LoadedModel
@@ -55,16 +56,37 @@ def default_layer(lm: LoadedModel) -> int | None:
     return min(shipped) if shipped else None
 
 
+_opened: dict[tuple, LoadedSAE | SAELoadError] = {}
+_opened_lock = threading.Lock()
+
+
 def open_sae(lm: LoadedModel, layer: int | None = None, settings: Settings | None = None) -> LoadedSAE:
     """The SAE for `lm` at `layer` (default: the release's default layer), checked to fit the model.
 
-    Raises SAELoadError with what to do when no SAE fits.
+    Loaded once per process and shared read-only; a failure is remembered too, so an unreachable Hub
+    costs its retries once, not on every lab run. Raises SAELoadError with what to do when no SAE fits.
     """
     settings = settings or lm.settings
-    device = str(lm.device)
-    lsae = _configured(settings.sae, device) if settings.sae else _published_or_shipped(lm, layer, device)
-    check_fits(lsae, lm)
-    return lsae
+    key = (lm.model_id, str(lm.device), layer, settings.sae)
+    with _opened_lock:
+        if key not in _opened:
+            try:
+                device = str(lm.device)
+                lsae = _configured(settings.sae, device) if settings.sae else _published_or_shipped(lm, layer, device)
+                check_fits(lsae, lm)
+                _opened[key] = lsae
+            except SAELoadError as err:
+                _opened[key] = err
+        found = _opened[key]
+    if isinstance(found, SAELoadError):
+        raise found
+    return found
+
+
+def forget_opened() -> None:
+    """Drop the remembered SAEs and failures (tests; or to retry the Hub after going online)."""
+    with _opened_lock:
+        _opened.clear()
 
 
 def _configured(source: str, device: str) -> LoadedSAE:
@@ -112,6 +134,8 @@ def _published_or_shipped(lm: LoadedModel, layer: int | None, device: str) -> Lo
 
 def _load_shipped_or_disk(folder: Path, device: str) -> LoadedSAE:
     lsae = load_sae_from_disk(folder, device=device)
+    if folder.resolve().parent == SHIPPED_DIR.resolve():
+        lsae.name = f"{folder.name} (shipped)"  # not an absolute path that differs per checkout
     lsae.features = index_for(str(folder))
     if lsae.features is not None:
         hits = lsae.features.search(DEFAULT_FEATURE_QUERY, limit=1)

@@ -23,3 +23,13 @@ def tiny_lm(request, tiny_dirs):
     """A tiny random Gemma 2 or Gemma 3, loaded through the real loading code."""
     settings = Settings(model_id=str(tiny_dirs[request.param]), max_context_tokens=256, max_new_tokens_limit=64)
     return load_model(settings=settings)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_sae_sources():
+    """open_sae remembers SAEs and failures per process; tests that patch the sources start clean."""
+    from inspectors.sae_sources import forget_opened
+
+    forget_opened()
+    yield
+    forget_opened()

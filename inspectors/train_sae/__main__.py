@@ -21,10 +21,11 @@ import numpy as np
 import torch
 
 from inspectors.loading import load_model
+from inspectors.sae import load_sae_from_disk
 from inspectors.sae_sources import SHIPPED_DIR
 from inspectors.settings import EMBEDDED_MODEL_ID, Settings
 from inspectors.train_sae import corpus
-from inspectors.train_sae.activations import CONTEXT, collect, pack_windows, residuals
+from inspectors.train_sae.activations import CONTEXT, collect, text_activations
 from inspectors.train_sae.card import write_card
 from inspectors.train_sae.contexts import build_contexts, write_contexts
 from inspectors.train_sae.evaluate import evaluate
@@ -49,17 +50,6 @@ def heldout_sample(articles: list[corpus.Article], tokenizer, max_tokens: int) -
             paragraphs.append(paragraph)
             used += n
     return "\n".join(paragraphs)
-
-
-def sample_activations(lm, text: str, layer: int) -> np.ndarray:
-    """Residuals of `text` packed exactly as in training (<bos> dropped): what the tests recompute."""
-    windows = pack_windows(lm.tokenizer, [text])
-    rows = []
-    for start in range(0, len(windows), 8):
-        batch = torch.tensor(windows[start : start + 8], dtype=torch.long, device=lm.device)
-        acts = residuals(lm, batch, [layer])[layer][:, 1:, :]
-        rows.append(acts.float().cpu().numpy().reshape(-1, acts.shape[-1]))
-    return np.concatenate(rows)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -113,12 +103,10 @@ def main(argv: list[str] | None = None) -> int:
         size = sum(f.stat().st_size for f in folder.glob("sae_weights.safetensors"))
         if size > MAX_SAE_BYTES:
             raise SystemExit(f"{name}: weights are {size / 2**20:.1f} MiB, over the 25 MiB limit; lower --d-sae")
-        from inspectors.sae import load_sae_from_disk
-
         shipped = load_sae_from_disk(folder).sae  # measure what ships, as users will load it
         metrics = {
             "heldout": evaluate(shipped, held_store.acts(layer)).to_dict(),
-            "heldout_sample": evaluate(shipped, sample_activations(lm, sample_text, layer)).to_dict(),
+            "heldout_sample": evaluate(shipped, text_activations(lm, sample_text, layer)).to_dict(),
             "train": evaluate(shipped, acts[:: max(1, len(acts) // 100_000)]).to_dict(),
         }
         write_contexts(

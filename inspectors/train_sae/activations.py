@@ -126,3 +126,15 @@ def collect(
         array.flush()
     meta_file.write_text(json.dumps(meta))
     return ActivationStore(directory, layers)
+
+
+def text_activations(lm: LoadedModel, text: str, layer: int, batch_size: int = 8) -> np.ndarray:
+    """(rows, d_model) float32 residuals of one text packed exactly as the training corpus (<bos> rows
+    dropped): how the held-out sample is measured, by the training script and by the tests alike."""
+    windows = pack_windows(lm.tokenizer, [text])
+    rows = []
+    for start in range(0, len(windows), batch_size):
+        batch = torch.tensor(windows[start : start + batch_size], dtype=torch.long, device=lm.device)
+        acts = residuals(lm, batch, [layer])[layer][:, 1:, :]
+        rows.append(acts.float().cpu().numpy().reshape(-1, acts.shape[-1]))
+    return np.concatenate(rows)

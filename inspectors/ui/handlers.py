@@ -279,19 +279,26 @@ class Handlers:
         position: float | None,
     ):
         """(summary, tokens shaded by the feature, per-token bar chart, top features of the chosen token,
-        feature card). `layer` empty: the model's default SAE layer."""
+        feature card, the feature shown). `layer` empty: the model's default SAE layer."""
         session = self.session(session)
         lm = self.model(session)
         session.sae_layer = _layer_choice(layer)
         lsae, reason = self.sae_for(lm, wait=True, layer=session.sae_layer)
         if lsae is None:
-            return reason, [], None, [], ""
+            return reason, [], None, [], "", None
         feature = check_feature(lsae, self.feature(session, lsae) if feature is None else _whole(feature, "feature"))
         session.sae_feature = feature  # later turns keep this feature's column in their record
         card = feature_card_markdown(lsae, feature)
         record = session.record(turn)
         if record is None:
-            return f"SAE `{lsae.name}` (layer {lsae.layer}). Send a message to see its features.", [], None, [], card
+            return (
+                f"SAE `{lsae.name}` (layer {lsae.layer}). Send a message to see its features.",
+                [],
+                None,
+                [],
+                card,
+                feature,
+            )
         values = _sae_column(lm, lsae, record, feature)
         acts = record.probes.get(SAE_PROBE)
         if not isinstance(acts, SparseActivations) or acts.sae_name != lsae.name:
@@ -303,6 +310,7 @@ class Handlers:
             feature_figure(record.tokens, values, feature, lsae.layer),
             top_feature_rows(acts, position),
             card,
+            feature,  # the box shows the feature actually shown (the SAE's default when it was empty)
         )
 
     @user_errors

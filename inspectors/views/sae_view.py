@@ -62,6 +62,15 @@ def _escape(text: str) -> str:
     return "".join("\\" + ch if ch in "\\`*_[]<>#|" else ch for ch in text).replace("\n", " ⏎ ")
 
 
+def _bold(token: str) -> str:
+    """Markdown bold needs its text to start and end with non-space: " Time" -> " **Time**"."""
+    core = token.strip()
+    if not core:
+        return f"**{_escape(token).replace(' ', '␣').replace(chr(10), '⏎')}**"
+    lead, trail = token[: len(token) - len(token.lstrip())], token[len(token.rstrip()) :]
+    return f"{lead}**{_escape(core)}**{trail}"
+
+
 def feature_card_markdown(lsae: LoadedSAE, feature: int) -> str:
     """Density and top contexts (shipped SAEs) or the Neuronpedia page (Gemma Scope), plus why this SAE."""
     blocks = [f"### Feature {feature} of `{lsae.name}`"]
@@ -74,7 +83,7 @@ def feature_card_markdown(lsae: LoadedSAE, feature: int) -> str:
             "Top contexts (the token it fires on in bold):"
         )
         contexts = [
-            f"1. …{_escape(c.left[-80:])}**{_escape(c.token)}**{_escape(c.right)}… `{c.act:.2f}`" for c in card.contexts
+            f"1. …{_escape(c.left[-80:])}{_bold(c.token)}{_escape(c.right)}… `{c.act:.2f}`" for c in card.contexts
         ]
         blocks.append("\n".join(contexts) or "(never fired on the training corpus: a dead feature)")
     link = lsae.feature_url(feature)

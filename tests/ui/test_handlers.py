@@ -191,9 +191,9 @@ def test_sae_tab_with_a_configured_sae(tiny_dirs, tmp_path):
     acts = record.probes[SAE_PROBE]
     assert isinstance(acts, SparseActivations) and acts.feature == 3 and acts.layer == 2
 
-    summary, shading, figure, rows, card = handlers.sae(session, 0, None, 3, 4)
+    summary, shading, figure, rows, card, shown = handlers.sae(session, 0, None, 3, 4)
     assert "Feature **3**" in summary and "neuronpedia.org/tiny-gemma/2-res-test/3" in summary
-    assert "Feature 3 on Neuronpedia" in card and "ships no feature contexts" not in card
+    assert "Feature 3 on Neuronpedia" in card and "ships no feature contexts" not in card and shown == 3
     assert len(shading) == record.n_tokens
     np.testing.assert_allclose(figure.data[0].y, acts.feature_values)
     assert [r[1] for r in rows] == [int(f) for f, v in zip(acts.top_ids[4], acts.top_values[4], strict=True) if v > 0]

@@ -71,7 +71,10 @@ def test_falls_back_to_the_shipped_sae_when_the_release_cannot_be_downloaded(shi
     release = release_for("embedded/gemma-3-270m")
     monkeypatch.setattr(sae_sources, "release_for", lambda model_id: release)
 
+    attempts = []
+
     def offline(*args, **kwargs):
+        attempts.append(args)
         raise SAELoadError("Could not load the SAE: the Hugging Face Hub cannot be reached.")
 
     monkeypatch.setattr(sae_sources, "load_sae_from_release", offline)
@@ -81,6 +84,7 @@ def test_falls_back_to_the_shipped_sae_when_the_release_cannot_be_downloaded(shi
     assert lsae.default_feature == 1  # found by searching "time travel", not written down anywhere
     assert lsae.features.card(1).contexts[0].token == " travel"
     assert sae_sources.available_layers(tiny_lm) == sorted({*release.layers, 1})
+    assert sae_sources.open_sae(tiny_lm, layer=release.default_layer) is lsae and len(attempts) == 1  # once
 
 
 def test_no_release_and_nothing_shipped_says_what_to_do(tiny_lm):
