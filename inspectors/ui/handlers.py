@@ -87,7 +87,7 @@ class Handlers:
                 self._saes[key] = self._sae_pool.submit(self._load_sae, lm, layer)
             future = self._saes[key]
         if not wait and not future.done():
-            return None, "Loading the SAE (the first use may download it); the next turn will show its features."
+            return None, "Loading the SAE (the first use may download it): its features show with the next turn, or pick the layer again in a moment."
         found = future.result()
         return (found, "") if isinstance(found, LoadedSAE) else (None, found)
 
@@ -283,9 +283,9 @@ class Handlers:
         session = self.session(session)
         lm = self.model(session)
         session.sae_layer = _layer_choice(layer)
-        lsae, reason = self.sae_for(lm, wait=True, layer=session.sae_layer)
+        lsae, reason = self.sae_for(lm, layer=session.sae_layer)
         if lsae is None:
-            return reason, [], None, [], "", None
+            return reason, [], None, [], "", gr.skip()  # keep the feature box as the user left it
         feature = check_feature(lsae, self.feature(session, lsae) if feature is None else _whole(feature, "feature"))
         session.sae_feature = feature  # later turns keep this feature's column in their record
         card = feature_card_markdown(lsae, feature)
@@ -325,7 +325,7 @@ class Handlers:
     def search_features(self, session: Session | None, query: str, layer: float | str | None) -> tuple[str, list]:
         """Features of the session's SAE whose top contexts fire on the query's words (shipped SAEs)."""
         session = self.session(session)
-        lsae, reason = self.sae_for(self.model(session), wait=True, layer=_layer_choice(layer))
+        lsae, reason = self.sae_for(self.model(session), layer=_layer_choice(layer))
         if lsae is None:
             return reason, []
         return search_rows(lsae, query or "")
