@@ -87,7 +87,10 @@ class Handlers:
                 self._saes[key] = self._sae_pool.submit(self._load_sae, lm, layer)
             future = self._saes[key]
         if not wait and not future.done():
-            return None, "Loading the SAE (the first use may download it): its features show with the next turn, or pick the layer again in a moment."
+            return None, (
+                "Loading the SAE (the first use may download it): its features show with the next turn, "
+                "or pick the layer again in a moment."
+            )
         found = future.result()
         return (found, "") if isinstance(found, LoadedSAE) else (None, found)
 
