@@ -59,6 +59,13 @@ def module_output(lm: LoadedModel, token_ids: np.ndarray, module: torch.nn.Modul
 def layer_outputs(lm: LoadedModel, token_ids: np.ndarray, layers: list[int]) -> dict[int, torch.Tensor]:
     """(T, d_model) residual stream after each decoder layer in `layers` (blocks.L.hook_resid_post),
     from one forward pass stopped after the highest of them."""
+    batched = batch_layer_outputs(lm, _input_ids(lm, token_ids), layers)
+    return {layer: acts[0] for layer, acts in batched.items()}
+
+
+def batch_layer_outputs(lm: LoadedModel, input_ids: torch.Tensor, layers: list[int]) -> dict[int, torch.Tensor]:
+    """(batch, T, d_model) outputs of the decoder layers in `layers` for equal-length rows of `input_ids`,
+    one forward pass stopped after the highest of them."""
     if not layers:
         return {}
     captured: dict[int, torch.Tensor] = {}
@@ -66,13 +73,12 @@ def layer_outputs(lm: LoadedModel, token_ids: np.ndarray, layers: list[int]) -> 
 
     def hook_for(layer: int):
         def hook(mod: torch.nn.Module, args: Any, output: Any) -> None:
-            captured[layer] = block_output(output)[0]
+            captured[layer] = block_output(output)
             if layer == last:
                 raise _StopForward
 
         return hook
 
-    input_ids = _input_ids(lm, token_ids)
     with lm.lock:
         handles = [lm.decoder_layers[layer].register_forward_hook(hook_for(layer)) for layer in set(layers)]
         try:

@@ -16,14 +16,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from inspectors.forward import block_output
+from inspectors.forward import batch_layer_outputs
 from inspectors.loading import LoadedModel
 
 CONTEXT = 256
-
-
-class _Done(Exception):
-    """Raised after the last layer needed: the layers above it would be wasted work."""
 
 
 @dataclass
@@ -66,28 +62,7 @@ def pack_windows(tokenizer, texts: Sequence[str]) -> np.ndarray:
 
 def residuals(lm: LoadedModel, input_ids: torch.Tensor, layers: Sequence[int]) -> dict[int, torch.Tensor]:
     """{layer: (batch, T, d)} outputs of the decoder layers, one forward pass stopped after the last."""
-    captured: dict[int, torch.Tensor] = {}
-    top = max(layers)
-
-    def make_hook(layer: int):
-        def hook(module, args, output):
-            captured[layer] = block_output(output).detach()
-            if layer == top:
-                raise _Done
-
-        return hook
-
-    with lm.lock:
-        handles = [lm.decoder_layers[layer].register_forward_hook(make_hook(layer)) for layer in layers]
-        try:
-            with torch.inference_mode():
-                lm.model(input_ids=input_ids, use_cache=False)
-        except _Done:
-            pass
-        finally:
-            for handle in handles:
-                handle.remove()
-    return captured
+    return batch_layer_outputs(lm, input_ids, list(layers))
 
 
 def collect(
