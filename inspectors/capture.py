@@ -94,7 +94,7 @@ def run_turn(
 
 
 def _check_limits(lm: LoadedModel, params: SamplingParams, probes: Sequence[LayerProbe]) -> None:
-    limit = min(lm.settings.max_new_tokens_limit, lm.context_limit - 1)
+    limit = lm.max_new_tokens_limit
     if params.max_new_tokens > limit:
         raise InvalidParameterError(
             "max_new_tokens", f"must be at most {limit} for {lm.model_id}", params.max_new_tokens
@@ -233,7 +233,7 @@ def _generate_and_capture(
         repetition_penalty=1.0,
         **neutral,
         eos_token_id=lm.stop_token_ids,
-        pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else lm.stop_token_ids[0],
+        pad_token_id=lm.pad_token_id,
         return_dict_in_generate=True,
         use_cache=True,
     )
@@ -329,7 +329,7 @@ def _pieces(tokenizer: Any, steps: StepDistributions) -> dict[int, str]:
 
 def _stop_reason(lm: LoadedModel, reply: np.ndarray, n_steps: int, params: SamplingParams) -> str:
     if len(reply) and int(reply[-1]) in lm.stop_token_ids:
-        return "end_of_turn" if lm.tokenizer.convert_ids_to_tokens(int(reply[-1])) == "<end_of_turn>" else "eos"
+        return lm.stop_name(int(reply[-1]))
     if n_steps >= params.max_new_tokens:
         return "max_new_tokens"
     return "stopped"

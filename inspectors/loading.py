@@ -68,6 +68,21 @@ class LoadedModel:
         return self.model.get_decoder().layers
 
     @property
+    def max_new_tokens_limit(self) -> int:
+        """The most tokens one generation may add: the settings' cap, and room for one prompt token."""
+        return min(self.settings.max_new_tokens_limit, self.context_limit - 1)
+
+    @property
+    def pad_token_id(self) -> int:
+        """What generate pads with: the tokenizer's pad token, else the first stop token."""
+        pad = self.tokenizer.pad_token_id
+        return pad if pad is not None else self.stop_token_ids[0]
+
+    def stop_name(self, token: int) -> str:
+        """How a reply that ended on stop token `token` is reported: 'end_of_turn' or 'eos'."""
+        return "end_of_turn" if self.tokenizer.convert_ids_to_tokens(int(token)) == "<end_of_turn>" else "eos"
+
+    @property
     def stop_token_ids(self) -> list[int]:
         """`<eos>` and `<end_of_turn>`: the embedded GGUF's config names only `<eos>`."""
         ids = {self.tokenizer.eos_token_id}

@@ -35,13 +35,13 @@ class SamplingParams:
     seed: int | None = None  # None: a fresh seed is drawn and recorded, so any reply can be repeated
 
     def __post_init__(self) -> None:
-        _check_number("temperature", self.temperature, 0.0, MAX_TEMPERATURE)
-        _check_int("top_k", self.top_k, 0, None)
-        _check_number("top_p", self.top_p, 0.0, 1.0)
-        _check_int("max_new_tokens", self.max_new_tokens, 1, None)
-        _check_number("repetition_penalty", self.repetition_penalty, 0.0, MAX_REPETITION_PENALTY, low_open=True)
+        check_number("temperature", self.temperature, 0.0, MAX_TEMPERATURE)
+        check_int("top_k", self.top_k, 0, None)
+        check_number("top_p", self.top_p, 0.0, 1.0)
+        check_int("max_new_tokens", self.max_new_tokens, 1, None)
+        check_number("repetition_penalty", self.repetition_penalty, 0.0, MAX_REPETITION_PENALTY, low_open=True)
         if self.seed is not None:
-            _check_int("seed", self.seed, 0, MAX_SEED)
+            check_int("seed", self.seed, 0, MAX_SEED)
 
     @property
     def do_sample(self) -> bool:
@@ -54,14 +54,14 @@ class SamplingParams:
         return asdict(self)
 
 
-def _check_number(name: str, value: object, low: float, high: float, low_open: bool = False) -> None:
+def check_number(name: str, value: object, low: float, high: float, low_open: bool = False) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise InvalidParameterError(name, f"must be a finite number in {_interval(low, high, low_open)}", value)
     if value < low or value > high or (low_open and value == low):
         raise InvalidParameterError(name, f"must be a number in {_interval(low, high, low_open)}", value)
 
 
-def _check_int(name: str, value: object, low: int, high: int | None) -> None:
+def check_int(name: str, value: object, low: int, high: int | None) -> None:
     rule = f"must be an integer >= {low}" if high is None else f"must be an integer in [{low}, {high}]"
     if isinstance(value, bool) or not isinstance(value, int):
         # Sliders hand over floats such as 40.0: accept whole numbers, refuse 2.5.

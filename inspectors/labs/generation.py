@@ -28,7 +28,7 @@ def check_text(name: str, value: object) -> str:
 
 def check_max_new_tokens(lm: LoadedModel, value: object, name: str = "max_new_tokens") -> int:
     """A positive integer that fits this model's limits (the settings' cap and the context window)."""
-    limit = min(lm.settings.max_new_tokens_limit, lm.context_limit - 1)
+    limit = lm.max_new_tokens_limit
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= limit:
         raise InvalidParameterError(name, f"must be an integer in [1, {limit}] for {lm.model_id}", value)
     return value
@@ -66,7 +66,6 @@ class _OnStep(StoppingCriteria):
 def generation_config(lm: LoadedModel, max_new_tokens: int) -> GenerationConfig:
     """Plain greedy decoding. Values left unset would be filled from the model's own generation config
     (e.g. a repetition penalty), so every processor that greedy decoding would apply is set to off."""
-    tokenizer = lm.tokenizer
     return GenerationConfig(
         max_new_tokens=max_new_tokens,
         do_sample=False,
@@ -77,7 +76,7 @@ def generation_config(lm: LoadedModel, max_new_tokens: int) -> GenerationConfig:
         suppress_tokens=[],
         begin_suppress_tokens=[],
         eos_token_id=lm.stop_token_ids,
-        pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else lm.stop_token_ids[0],
+        pad_token_id=lm.pad_token_id,
         use_cache=True,
     )
 
@@ -112,6 +111,4 @@ def split_at_stop(lm: LoadedModel, new_ids: Sequence[int]) -> tuple[list[int], i
 
 def stop_reason(lm: LoadedModel, stop_token: int | None) -> str:
     """'end_of_turn', 'eos' or 'max_new_tokens', as a TurnRecord names it."""
-    if stop_token is None:
-        return "max_new_tokens"
-    return "end_of_turn" if lm.tokenizer.convert_ids_to_tokens(stop_token) == "<end_of_turn>" else "eos"
+    return "max_new_tokens" if stop_token is None else lm.stop_name(stop_token)

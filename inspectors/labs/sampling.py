@@ -24,8 +24,9 @@ from transformers import GenerationConfig
 
 from inspectors.errors import InvalidParameterError
 from inspectors.labs.diversity import distinct_n, self_bleu_per_sentence, smoothing_function
+from inspectors.labs.generation import check_bool, check_max_new_tokens, split_at_stop
 from inspectors.loading import LoadedModel, ProgressFn
-from inspectors.sampling import MAX_SEED, MAX_TEMPERATURE
+from inspectors.sampling import MAX_SEED, MAX_TEMPERATURE, check_int, check_number
 
 COURSE_DEFAULT_TOP_K = 50  # transformers' default top_k, left active by the course's top-p runs
 MAX_SAMPLES = 200
@@ -179,12 +180,6 @@ class SamplingResult:
         }
 
 
-def _check_int(name: str, value: object, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise InvalidParameterError(name, f"must be an integer in [{low}, {high}]", value)
-    return value
-
-
 def prompt_ids(lm: LoadedModel, prompt: str) -> list[int]:
     """`<bos>` + the prompt's tokens: plain text, no chat template, exactly one `<bos>`."""
     if not isinstance(prompt, str) or not prompt.strip():
@@ -197,7 +192,6 @@ def prompt_ids(lm: LoadedModel, prompt: str) -> list[int]:
 def _generation_config(lm: LoadedModel, effective: dict[str, Any], n_samples: int, max_new_tokens: int):
     # Every warper value is explicit, so neither the model's generation_config (Gemma 3 ships top_k=64)
     # nor transformers' defaults (top_k=50) add a filter the setting does not name.
-    tokenizer = lm.tokenizer
     return GenerationConfig(
         do_sample=True,
         temperature=effective["temperature"],
@@ -207,15 +201,15 @@ def _generation_config(lm: LoadedModel, effective: dict[str, Any], n_samples: in
         max_new_tokens=max_new_tokens,
         num_return_sequences=n_samples,
         eos_token_id=lm.stop_token_ids,
-        pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else lm.stop_token_ids[0],
+        pad_token_id=lm.pad_token_id,
         use_cache=True,
     )
 
 
 def _decode(lm: LoadedModel, new_ids: list[int]) -> tuple[str, int]:
-    stops = set(lm.stop_token_ids)
-    end = next((i for i, t in enumerate(new_ids) if t in stops), len(new_ids))
-    return lm.tokenizer.decode(new_ids[:end], skip_special_tokens=True).strip(), end
+    """(the sample's text up to its stop token, how many tokens that is)."""
+    kept, _ = split_at_stop(lm, new_ids)
+    return lm.tokenizer.decode(kept, skip_special_tokens=True).strip(), len(kept)
 
 
 def sample_setting(
@@ -275,17 +269,11 @@ def run(
 ) -> SamplingResult:
     """Sample `n_samples` continuations of `prompt` under each of `settings` and score their diversity."""
     parsed = parse_settings(settings)
-    _check_int("n_samples", n_samples, 2, MAX_SAMPLES)  # self-BLEU compares each sample with the others
-    _check_int("max_new_tokens", max_new_tokens, 1, lm.settings.max_new_tokens_limit)
-    _check_int("seed", seed, 0, MAX_SEED)
-    if (
-        isinstance(temperature, bool)
-        or not isinstance(temperature, (int, float))
-        or not (math.isfinite(temperature) and 0 < temperature <= MAX_TEMPERATURE)
-    ):
-        raise InvalidParameterError("temperature", f"must be a number in (0, {MAX_TEMPERATURE:g}]", temperature)
-    if not isinstance(course_variant, bool):
-        raise InvalidParameterError("course_variant", "must be true or false", course_variant)
+    check_int("n_samples", n_samples, 2, MAX_SAMPLES)  # self-BLEU compares each sample with the others
+    check_max_new_tokens(lm, max_new_tokens)
+    check_int("seed", seed, 0, MAX_SEED)
+    check_number("temperature", temperature, 0.0, MAX_TEMPERATURE, low_open=True)  # sampling needs T > 0
+    check_bool("course_variant", course_variant)
     smoothing_function(smoothing)  # refuses an unknown method before any generation
     ids = prompt_ids(lm, prompt)
     results = []
