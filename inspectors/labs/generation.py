@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
-from transformers import GenerationConfig, StoppingCriteria, StoppingCriteriaList
+from transformers import GenerationConfig, LogitsProcessor, LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
 
 from inspectors.errors import InvalidParameterError
 from inspectors.loading import LoadedModel
@@ -63,6 +63,19 @@ class _OnStep(StoppingCriteria):
         return torch.zeros((input_ids.shape[0],), dtype=torch.bool, device=input_ids.device)
 
 
+class _FirstLogits(LogitsProcessor):
+    """Keeps the first step's raw logits (the prompt's last position), changes nothing: greedy decoding
+    adds no processors of its own, so what it sees first are the model's raw logits."""
+
+    def __init__(self) -> None:
+        self.logits: torch.Tensor | None = None
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        if self.logits is None:
+            self.logits = scores[0].detach().clone()
+        return scores
+
+
 def generation_config(lm: LoadedModel, max_new_tokens: int) -> GenerationConfig:
     """Plain greedy decoding. Values left unset would be filled from the model's own generation config
     (e.g. a repetition penalty), so every processor that greedy decoding would apply is set to off."""
@@ -86,18 +99,28 @@ def greedy_generate(
 ) -> list[int]:
     """The ids greedy decoding appends to `prompt_ids`: at most `max_new_tokens`, ending with the stop
     token (`lm.stop_token_ids`) when the model emitted one. The prompt is not included."""
+    return greedy_generate_with_first_logits(lm, prompt_ids, max_new_tokens, on_step)[0]
+
+
+def greedy_generate_with_first_logits(
+    lm: LoadedModel, prompt_ids: Sequence[int], max_new_tokens: int, on_step: StepFn | None = None
+) -> tuple[list[int], torch.Tensor]:
+    """`greedy_generate`'s ids, and the (V,) float32 raw logits of the first step: the next-token
+    distribution after the prompt, from the same prefill rather than a second forward pass."""
     if not prompt_ids:
         raise InvalidParameterError("prompt_ids", "must hold at least one token", list(prompt_ids))
     input_ids = torch.tensor([list(prompt_ids)], dtype=torch.long, device=lm.device)  # (1, T)
     criteria = StoppingCriteriaList([_OnStep(len(prompt_ids), on_step)] if on_step else [])
+    first = _FirstLogits()
     with lm.lock, torch.inference_mode():
         output = lm.model.generate(
             input_ids=input_ids,
             attention_mask=torch.ones_like(input_ids),
             generation_config=generation_config(lm, max_new_tokens),
+            logits_processor=LogitsProcessorList([first]),
             stopping_criteria=criteria,
         )
-    return [int(i) for i in output[0, len(prompt_ids) :].tolist()]
+    return [int(i) for i in output[0, len(prompt_ids) :].tolist()], first.logits
 
 
 def split_at_stop(lm: LoadedModel, new_ids: Sequence[int]) -> tuple[list[int], int | None]:

@@ -1,8 +1,8 @@
 """Lab 2 (HW3 section 2): a multi-turn conversation, re-templated from the whole history every round.
 
-Each round: the user turn is appended, the full history is templated (`build_prompt`), one forward pass
-gives the next-token distribution at the last position (softmax of the raw logits, top-k kept), and
-the greedy reply, cut at the stop token by id, is appended as the model's turn.
+Each round: the user turn is appended, the full history is templated (`build_prompt`), the greedy reply
+is generated, cut at the stop token by id, and appended as the model's turn. The next-token distribution
+at the prompt's last position (softmax of the raw logits, top-k kept) is the reply's first step.
 """
 
 from __future__ import annotations
@@ -13,7 +13,13 @@ from typing import Any
 import torch
 
 from inspectors.errors import InvalidParameterError
-from inspectors.labs.generation import check_max_new_tokens, check_text, greedy_generate, split_at_stop, stop_reason
+from inspectors.labs.generation import (
+    check_max_new_tokens,
+    check_text,
+    greedy_generate_with_first_logits,
+    split_at_stop,
+    stop_reason,
+)
 from inspectors.loading import LoadedModel, ProgressFn
 from inspectors.templating import build_prompt
 
@@ -48,11 +54,8 @@ class MultiturnResult:
         return asdict(self)
 
 
-def next_token_top(lm: LoadedModel, prompt_ids: list[int], k: int) -> tuple[list[int], list[float]]:
-    """The k most probable next tokens after `prompt_ids` and their probabilities (softmax of raw logits)."""
-    input_ids = torch.tensor([prompt_ids], dtype=torch.long, device=lm.device)  # (1, T)
-    with lm.lock, torch.inference_mode():
-        logits = lm.model(input_ids=input_ids, use_cache=False, logits_to_keep=1).logits[0, -1]  # (V,)
+def top_of(logits: torch.Tensor, k: int) -> tuple[list[int], list[float]]:
+    """The k most probable next tokens of (V,) raw logits and their probabilities (softmax)."""
     top = torch.topk(torch.softmax(logits.float(), dim=-1), k)
     return [int(i) for i in top.indices.tolist()], [float(p) for p in top.values.tolist()]
 
@@ -88,13 +91,14 @@ def run(
     for r, user in enumerate(user_turns):
         history.append({"role": "user", "content": user})
         prompt = build_prompt(tokenizer, lm.chat_template, history, lm.context_limit - max_new_tokens)
-        report(r / n_rounds, f"Round {r + 1}/{n_rounds}: next-token distribution")
-        top_ids, top_probs = next_token_top(lm, prompt.ids, top_k)
+        report(r / n_rounds, f"Round {r + 1}/{n_rounds}: generating")
 
         def on_step(n: int, r: int = r) -> None:
             report((r + n / max_new_tokens) / n_rounds, f"Round {r + 1}/{n_rounds}: {n}/{max_new_tokens} tokens")
 
-        reply_ids, stop = split_at_stop(lm, greedy_generate(lm, prompt.ids, max_new_tokens, on_step))
+        new_ids, first_logits = greedy_generate_with_first_logits(lm, prompt.ids, max_new_tokens, on_step)
+        top_ids, top_probs = top_of(first_logits, top_k)
+        reply_ids, stop = split_at_stop(lm, new_ids)
         reply_text = tokenizer.decode(reply_ids, skip_special_tokens=True).strip()
         history.append({"role": "assistant", "content": reply_text})
         rounds.append(
