@@ -10,7 +10,16 @@ import copy
 from pathlib import Path
 
 import torch
-from transformers import AutoTokenizer, Gemma2Config, Gemma2ForCausalLM, Gemma3ForCausalLM, Gemma3TextConfig
+from transformers import (
+    AutoTokenizer,
+    BertConfig,
+    BertForSequenceClassification,
+    BertTokenizer,
+    Gemma2Config,
+    Gemma2ForCausalLM,
+    Gemma3ForCausalLM,
+    Gemma3TextConfig,
+)
 
 from inspectors.loading import embedded_model_dir
 from inspectors.settings import PROMPTS_DIR, Settings
@@ -91,4 +100,70 @@ def save_tiny_sae(
         if always_active is not None:
             sae.b_enc[always_active] = 1e5
     sae.save_model(directory)
+    return directory
+
+
+def argmax_loop(lm, prompt_ids: list[int], n: int) -> list[int]:
+    """Independent greedy reference: a full forward pass per token without cache, argmax, ending on
+    (and including) a stop token. Returns the new ids only."""
+    ids = list(prompt_ids)
+    for _ in range(n):
+        with torch.no_grad():
+            logits = lm.model(input_ids=torch.tensor([ids]), use_cache=False, logits_to_keep=1).logits[0, -1]
+        ids.append(int(logits.argmax()))
+        if ids[-1] in lm.stop_token_ids:
+            break
+    return ids[len(prompt_ids) :]
+
+
+def hooked_residuals(lm, text: str):
+    """Independent of inspectors.forward: (input ids, {layer: (T, d) block output} from hand-written hooks
+    on every decoder block, transformers' hidden_states as (T, d) tensors) of one full forward pass."""
+    ids = lm.tokenizer(text, return_tensors="pt")["input_ids"]
+    outputs = {}
+    handles = [
+        block.register_forward_hook(
+            lambda m, a, out, i=i: outputs.__setitem__(i, (out[0] if isinstance(out, tuple) else out)[0])
+        )
+        for i, block in enumerate(lm.decoder_layers)
+    ]
+    try:
+        with torch.no_grad():
+            states = lm.model(ids, output_hidden_states=True).hidden_states
+    finally:
+        for handle in handles:
+            handle.remove()
+    return ids[0], outputs, [s[0] for s in states]
+
+
+# A tiny BERT cross-encoder, built like the coherence lab's scorer (cross-encoder/ms-marco-MiniLM-L-6-v2).
+WORDS = [
+    "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "what", "is", "supervised", "unsupervised", "learning",
+    "uses", "labels", "the", "a", "data", "without", "?", ".", "##s", "and", "it", "learns", "from",
+]  # fmt: skip
+MAX_LENGTH = 16  # small, so the truncation of long answers is exercised
+
+
+def tiny_bert_tokenizer() -> BertTokenizer:
+    return BertTokenizer(vocab={w: i for i, w in enumerate(WORDS)}, model_max_length=MAX_LENGTH)
+
+
+def tiny_bert_config(**kwargs) -> BertConfig:
+    return BertConfig(
+        vocab_size=len(WORDS),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
+        initializer_range=0.5,  # the default 0.02 gives near-constant outputs: pairs would be hard to tell apart
+        **kwargs,
+    )
+
+
+def save_tiny_cross_encoder(directory: Path, num_labels: int = 1, seed: int = 0) -> Path:
+    """A random one-logit BERT cross-encoder with a WordPiece tokenizer, as the course's scorer is built."""
+    torch.manual_seed(seed)
+    BertForSequenceClassification(tiny_bert_config(num_labels=num_labels)).save_pretrained(directory)
+    tiny_bert_tokenizer().save_pretrained(directory)
     return directory

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from transformers import BertConfig, BertForSequenceClassification, BertModel, BertTokenizer
+from transformers import BertForSequenceClassification, BertModel
 
 from inspectors.errors import ModelLoadError
 from inspectors.labs import coherence
@@ -16,38 +16,9 @@ from inspectors.labs.coherence import (
     load_embedder,
     load_offline_stand_in,
 )
+from tests.helpers import MAX_LENGTH, save_tiny_cross_encoder, tiny_bert_config, tiny_bert_tokenizer
 
-WORDS = [
-    "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "what", "is", "supervised", "unsupervised", "learning",
-    "uses", "labels", "the", "a", "data", "without", "?", ".", "##s", "and", "it", "learns", "from",
-]  # fmt: skip
-MAX_LENGTH = 16  # small, so the truncation of long answers is exercised
 QUESTION = "What is supervised learning?"
-
-
-def tiny_bert_tokenizer() -> BertTokenizer:
-    return BertTokenizer(vocab={w: i for i, w in enumerate(WORDS)}, model_max_length=MAX_LENGTH)
-
-
-def _config(**kwargs) -> BertConfig:
-    return BertConfig(
-        vocab_size=len(WORDS),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=64,
-        initializer_range=0.5,  # the default 0.02 gives near-constant outputs: pairs would be hard to tell apart
-        **kwargs,
-    )
-
-
-def save_tiny_cross_encoder(directory: Path, num_labels: int = 1, seed: int = 0) -> Path:
-    """A random one-logit BERT cross-encoder with a WordPiece tokenizer, as the course's scorer is built."""
-    torch.manual_seed(seed)
-    BertForSequenceClassification(_config(num_labels=num_labels)).save_pretrained(directory)
-    tiny_bert_tokenizer().save_pretrained(directory)
-    return directory
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +84,7 @@ def test_a_broken_local_folder_is_reported_as_such(tmp_path):
 
 def test_embedder_mean_pools_without_the_padding(tmp_path):
     torch.manual_seed(1)
-    BertModel(_config()).save_pretrained(tmp_path)
+    BertModel(tiny_bert_config()).save_pretrained(tmp_path)
     tiny_bert_tokenizer().save_pretrained(tmp_path)
     embedder = load_embedder(str(tmp_path), "tiny")
     short, long = "It learns.", "Supervised learning uses the data and labels."

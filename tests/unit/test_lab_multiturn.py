@@ -12,6 +12,7 @@ from inspectors.labs import multiturn
 from inspectors.labs.presets import load_preset
 from inspectors.templating import build_prompt
 from inspectors.views import lab_multiturn as view
+from tests.helpers import argmax_loop
 
 TURNS = [
     "Name a color in a rainbow, please just answer in a word without any emoji.",
@@ -32,17 +33,6 @@ def manual_distribution(lm, ids: list[int]) -> np.ndarray:
         row = lm.model(input_ids=torch.tensor([ids]), use_cache=False).logits[0, -1].double()
     exp = torch.exp(row - row.max())
     return (exp / exp.sum()).numpy()
-
-
-def argmax_loop(lm, prompt_ids: list[int], n: int) -> list[int]:
-    ids = list(prompt_ids)
-    for _ in range(n):
-        with torch.no_grad():
-            logits = lm.model(input_ids=torch.tensor([ids]), use_cache=False, logits_to_keep=1).logits[0, -1]
-        ids.append(int(logits.argmax()))
-        if ids[-1] in lm.stop_token_ids:
-            break
-    return ids[len(prompt_ids) :]
 
 
 def test_each_round_retemplates_the_whole_history(tiny_lm, result):

@@ -14,7 +14,7 @@ from inspectors.labs.presets import load_preset, preset_info
 from inspectors.sae import SAELoadError, load_sae_from_disk
 from inspectors.sae_experiments import COURSE_VARIANT
 from inspectors.views import lab_sae as view
-from tests.helpers import save_tiny_sae
+from tests.helpers import hooked_residuals, save_tiny_sae
 
 PRESET = load_preset("sae")
 FEATURE = 5
@@ -32,21 +32,8 @@ def saes(tiny_lm, tmp_path_factory):
 
 def reference(lm, text):
     """Independent of inspectors.forward: hand-written hooks on every block, plus output_hidden_states."""
-    ids = lm.tokenizer(text, return_tensors="pt")["input_ids"]
-    outputs = {}
-    handles = [
-        block.register_forward_hook(
-            lambda m, a, out, i=i: outputs.__setitem__(i, (out[0] if isinstance(out, tuple) else out)[0])
-        )
-        for i, block in enumerate(lm.decoder_layers)
-    ]
-    try:
-        with torch.no_grad():
-            states = lm.model(ids, output_hidden_states=True).hidden_states
-    finally:
-        for handle in handles:
-            handle.remove()
-    return outputs, [s[0] for s in states]
+    _, outputs, states = hooked_residuals(lm, text)
+    return outputs, states
 
 
 def column(lsae, resid, feature=FEATURE):

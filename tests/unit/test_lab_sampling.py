@@ -4,7 +4,6 @@ import json
 
 import plotly.graph_objects as go
 import pytest
-import torch
 from transformers import TopKLogitsWarper, TopPLogitsWarper
 
 from inspectors.errors import InvalidParameterError
@@ -12,6 +11,7 @@ from inspectors.labs import sampling
 from inspectors.labs.diversity import distinct_n, self_bleu
 from inspectors.labs.presets import load_preset
 from inspectors.views import lab_sampling
+from tests.helpers import argmax_loop
 
 PROMPT = "Generate a paraphrase of the sentence 'Professor Hung-yi Lee is one of the best teachers'."
 
@@ -24,14 +24,9 @@ def run(lm, **overrides):
 def greedy_continuation(lm, prompt: str, max_new_tokens: int) -> str:
     """Argmax, one full forward per token: no generate, no cache, no warpers."""
     ids = [lm.tokenizer.bos_token_id, *lm.tokenizer(prompt, add_special_tokens=False)["input_ids"]]
-    new: list[int] = []
-    with torch.inference_mode():
-        for _ in range(max_new_tokens):
-            logits = lm.model(input_ids=torch.tensor([ids + new]), logits_to_keep=1).logits[0, -1]
-            token = int(logits.argmax())
-            if token in lm.stop_token_ids:
-                break
-            new.append(token)
+    new = argmax_loop(lm, ids, max_new_tokens)
+    if new and new[-1] in lm.stop_token_ids:
+        new = new[:-1]
     return lm.tokenizer.decode(new, skip_special_tokens=True).strip()
 
 

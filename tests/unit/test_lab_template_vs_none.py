@@ -4,7 +4,6 @@ import functools
 import json
 
 import pytest
-import torch
 
 from inspectors.errors import InvalidParameterError
 from inspectors.labs import coherence, template_vs_none
@@ -13,22 +12,10 @@ from inspectors.labs.generation import greedy_generate, split_at_stop
 from inspectors.labs.presets import load_preset
 from inspectors.templating import build_prompt
 from inspectors.views import lab_template_vs_none as view
-from tests.unit.test_coherence import save_tiny_cross_encoder
+from tests.helpers import argmax_loop, save_tiny_cross_encoder
 
 QUESTION = "Please tell me about the key differences between supervised learning and unsupervised learning."
 N = 10
-
-
-def argmax_loop(lm, prompt_ids: list[int], n: int) -> list[int]:
-    """Independent greedy reference: full forward passes without cache, argmax, stop on a stop token."""
-    ids = list(prompt_ids)
-    for _ in range(n):
-        with torch.no_grad():
-            logits = lm.model(input_ids=torch.tensor([ids]), use_cache=False, logits_to_keep=1).logits[0, -1]
-        ids.append(int(logits.argmax()))
-        if ids[-1] in lm.stop_token_ids:
-            break
-    return ids[len(prompt_ids) :]
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import torch
 from inspectors.errors import InvalidParameterError
 from inspectors.sae import load_sae_from_disk
 from inspectors.sae_experiments import COURSE_VARIANT, compare_prompts, feature_on_text, token_across_layers
-from tests.helpers import save_tiny_sae
+from tests.helpers import hooked_residuals, save_tiny_sae
 
 PROMPTS = [
     "Time travel offers me the opportunity to correct past errors, but it comes with its own set of risks.",
@@ -27,21 +27,7 @@ def saes(tiny_lm, tmp_path_factory):
 
 def reference(lm, text):
     """Independent: a full forward with output_hidden_states and hand-written hooks on every layer."""
-    ids = lm.tokenizer(text, return_tensors="pt")["input_ids"]
-    outputs = {}
-    handles = [
-        block.register_forward_hook(
-            lambda m, a, out, i=i: outputs.__setitem__(i, (out[0] if isinstance(out, tuple) else out)[0])
-        )
-        for i, block in enumerate(lm.decoder_layers)
-    ]
-    try:
-        with torch.no_grad():
-            states = lm.model(ids, output_hidden_states=True).hidden_states
-    finally:
-        for handle in handles:
-            handle.remove()
-    return ids[0], outputs, [s[0] for s in states]
+    return hooked_residuals(lm, text)
 
 
 def dense(lsae, resid):
