@@ -13,8 +13,10 @@ from typing import Any
 
 import numpy as np
 
+from inspectors import sae_sources
 from inspectors.errors import InvalidParameterError
 from inspectors.forward import hidden_states
+from inspectors.labs.generation import check_bool
 from inspectors.loading import LoadedModel
 from inspectors.sae import LoadedSAE, SAELoadError, check_feature, check_fits
 from inspectors.sae_experiments import (
@@ -132,9 +134,7 @@ def run(
     from_sources = lsae is None
     try:
         if lsae is None:
-            from inspectors.sae_sources import open_sae
-
-            lsae = open_sae(lm, layer=layer)
+            lsae = sae_sources.open_sae(lm, layer=layer)
         elif layer is not None and layer != lsae.layer:
             raise InvalidParameterError("layer", f"must be empty or {lsae.layer}, the layer of the SAE given", layer)
         check_fits(lsae, lm)
@@ -150,7 +150,7 @@ def run(
         d_sae=lsae.d_sae,
         feature=feature,
         feature_url=lsae.feature_url(feature),
-        sae_note=getattr(lsae, "note", "") or "",
+        sae_note=lsae.note,
     )
 
     report(0.2, "7.2-7.3: the feature on both prompts")
@@ -191,8 +191,7 @@ def _check_inputs(lm: LoadedModel, settings: dict[str, Any]) -> None:
         if not isinstance(value, str) or not value.strip():
             raise InvalidParameterError(name, "must be a non-empty string", value)
     for name in ("skip_bos", "course_variant"):
-        if not isinstance(settings[name], bool):
-            raise InvalidParameterError(name, "must be true or false", settings[name])
+        check_bool(name, settings[name])
     n_tokens = len(lm.tokenizer(settings["sentence"], add_special_tokens=True)["input_ids"])
     index = settings["token_index"]
     if not _is_int(index) or not 0 <= index < n_tokens:
@@ -260,14 +259,12 @@ def _saes_per_layer(
     else:
         saes = {lsae.layer: lsae}
         if from_sources:
-            from inspectors import sae_sources
-
             candidates = [layer for layer in sae_sources.available_layers(lm) if wanted is None or layer in wanted]
-            shipped = getattr(sae_sources, "shipped_saes", None)
-            if getattr(lsae, "note", "") and shipped is not None:
+            if lsae.note:
                 # The published release could not be opened for the default layer (offline, gated): asking
                 # it again for every other layer would only repeat that, so only the shipped layers are read.
-                candidates = [layer for layer in candidates if layer in shipped(lm.model_id)]
+                shipped = sae_sources.shipped_saes(lm.model_id)
+                candidates = [layer for layer in candidates if layer in shipped]
             if wanted is None and len(candidates) > MAX_DEFAULT_LAYERS:
                 # Gemma Scope has an SAE on every layer (26 x 300 MB on gemma-2-2b): by default read a spread
                 # of them; `across_layers` asks for any others.
