@@ -16,7 +16,7 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -27,7 +27,7 @@ from inspectors.labs.presets import load_preset
 from inspectors.labs.registry import LABS, lab_module, show
 from inspectors.labs.registry import description as lab_description
 from inspectors.labs.registry import title as lab_title
-from inspectors.loading import LoadedModel, load_model
+from inspectors.loading import LoadedModel, ProgressFn, load_model
 from inspectors.report_html import LabSection, render
 from inspectors.sampling import MAX_SEED
 from inspectors.settings import Settings
@@ -122,7 +122,7 @@ def lift_sampling(data: dict[str, Any]) -> dict[str, Any]:
     return {**lifted, **entries, "setting_names": list(entries)}
 
 
-def run_one(lm: LoadedModel, lab: str, inputs: dict[str, Any], progress: Callable[[float, str], None]) -> LabRun:
+def run_one(lm: LoadedModel, lab: str, inputs: dict[str, Any], progress: ProgressFn) -> LabRun:
     """One lab; any failure is recorded in the result, never raised."""
     title, description = _about(lab)
     start = time.perf_counter()
@@ -232,7 +232,7 @@ def _say(stream: TextIO | None, line: str) -> None:
         print(line, file=stream, flush=True)
 
 
-def _progress_printer(stream: TextIO | None, tag: str) -> Callable[[float, str], None]:
+def _progress_printer(stream: TextIO | None, tag: str) -> ProgressFn:
     """A lab's progress callback that prints a line when the message changes or 10% more is done."""
     last: dict[str, Any] = {"fraction": -1.0, "message": None}
 

@@ -8,7 +8,6 @@ plus `inspectors.views.lab_x` (`figures(result)`, `summary_markdown(result)`), w
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -17,7 +16,7 @@ import plotly.graph_objects as go
 
 from inspectors.errors import InvalidParameterError
 from inspectors.labs.presets import load_preset, preset_info
-from inspectors.loading import LoadedModel
+from inspectors.loading import LoadedModel, ProgressFn
 
 LABS: tuple[str, ...] = (
     "template_vs_none",
@@ -28,9 +27,6 @@ LABS: tuple[str, ...] = (
     "attention_generation",
     "sae",
 )
-DEFAULT_FIGURE_SLOTS = 6  # for a view module that does not say how many figures it draws (N_FIGURES)
-
-ProgressFn = Callable[[float, str], None]
 
 
 def check_lab(lab: str) -> str:
@@ -56,8 +52,8 @@ def description(lab: str) -> str:
 
 
 def figure_slots(lab: str) -> int:
-    """How many figures the lab's view can draw (its `N_FIGURES`, else a default), for fixed UI slots."""
-    return int(getattr(view_module(lab), "N_FIGURES", DEFAULT_FIGURE_SLOTS))
+    """How many figures the lab's view can draw (its `N_FIGURES`), for fixed UI slots."""
+    return int(view_module(lab).N_FIGURES)
 
 
 def check_inputs(lab: str, inputs: dict[str, Any]) -> dict[str, Any]:

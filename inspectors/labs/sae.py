@@ -7,7 +7,7 @@ model, the result says why instead of raising, so a report keeps every other lab
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,7 +17,7 @@ from inspectors import sae_sources
 from inspectors.errors import InvalidParameterError
 from inspectors.forward import hidden_states
 from inspectors.labs.generation import check_bool
-from inspectors.loading import LoadedModel
+from inspectors.loading import LoadedModel, ProgressFn
 from inspectors.sae import LoadedSAE, SAELoadError, check_feature, check_fits
 from inspectors.sae_experiments import (
     FeatureOnText,
@@ -28,7 +28,6 @@ from inspectors.sae_experiments import (
 )
 from inspectors.settings import REPO_ROOT
 
-ProgressFn = Callable[[float, str], None]
 PROMPT_LABELS = ("prompt_a", "prompt_b")
 COURSE_READ = "course variant: the layer-L SAE reads hidden_states[L], the output of block L-1"
 PER_LAYER_NOTE = (

@@ -23,7 +23,7 @@ import gradio as gr
 from inspectors.errors import InspectorError, InvalidParameterError
 from inspectors.labs.presets import load_preset, preset_info
 from inspectors.labs.registry import LABS, figure_slots, lab_module, run_lab, show
-from inspectors.loading import LoadedModel
+from inspectors.loading import LoadedModel, ProgressFn
 
 log = logging.getLogger(__name__)
 
@@ -211,7 +211,7 @@ def make_runner(lab: str, fields: list[Field], get_model: Callable[[Any], Loaded
 
 
 @_gpu
-def _run_lab(lab: str, lm: LoadedModel, inputs: dict[str, Any], progress: Callable[[float, str], None]) -> Any:
+def _run_lab(lab: str, lm: LoadedModel, inputs: dict[str, Any], progress: ProgressFn) -> Any:
     return run_lab(lab, lm, inputs, progress)
 
 
