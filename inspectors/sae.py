@@ -9,7 +9,7 @@ feature's column: a dense T x d_sae array (2,048 x 16,384 floats = 128 MB) never
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -189,3 +189,24 @@ def feature_column(lm: LoadedModel, lsae: LoadedSAE, record: TurnRecord, feature
         values = lsae.feature_values(resid, feature)
         _columns.put(key, values)
     return values
+
+
+_sparse = LRUCache(16)  # SparseActivations of turns captured with another SAE (or none)
+
+
+def turn_activations(lm: LoadedModel, lsae: LoadedSAE, record: TurnRecord, feature: int) -> SparseActivations:
+    """The turn's sparse activations under `lsae`, with `feature`'s full column. From the record when it
+    was captured with this SAE (another feature's column computed on demand); otherwise one forward pass
+    gives both the top features and the column (cached), and still no dense array is kept."""
+    check_feature(lsae, feature)
+    stored = record.probes.get(SAE_PROBE)
+    if isinstance(stored, SparseActivations) and stored.sae_name == lsae.name:
+        if stored.feature == feature:
+            return stored
+        return replace(stored, feature=feature, feature_values=feature_column(lm, lsae, record, feature))
+    key = turn_key(lm.model_id, lm.model, record.token_ids, "sae-sparse", lsae.name, feature)
+    acts = _sparse.get(key)
+    if acts is None:
+        acts = encode_sparse(lsae, layer_outputs(lm, record.token_ids, [lsae.layer])[lsae.layer], feature)
+        _sparse.put(key, acts)
+    return acts

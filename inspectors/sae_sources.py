@@ -8,7 +8,6 @@ LoadedSAE (`note`) so the app can say which SAE it shows and why.
 
 from __future__ import annotations
 
-import functools
 import json
 import threading
 from pathlib import Path
@@ -46,14 +45,6 @@ def available_layers(lm: LoadedModel, settings: Settings | None = None) -> list[
     release = release_for(lm.model_id)
     layers = set(release.layers) if release else set()
     return sorted(layers | set(shipped_saes(lm.model_id)))
-
-
-def default_layer(lm: LoadedModel) -> int | None:
-    release = release_for(lm.model_id)
-    if release is not None:
-        return release.default_layer
-    shipped = shipped_saes(lm.model_id)
-    return min(shipped) if shipped else None
 
 
 _opened: dict[tuple, LoadedSAE | SAELoadError] = {}
@@ -141,9 +132,3 @@ def _load_shipped_or_disk(folder: Path, device: str) -> LoadedSAE:
         hits = lsae.features.search(DEFAULT_FEATURE_QUERY, limit=1)
         lsae.default_feature = hits[0].feature if hits else None
     return lsae
-
-
-@functools.cache
-def shipped_card(folder: str) -> dict:
-    """The model card's numbers (card.json) of a shipped SAE."""
-    return json.loads((Path(folder) / "card.json").read_text(encoding="utf-8"))

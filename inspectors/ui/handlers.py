@@ -15,17 +15,8 @@ import gradio as gr
 from inspectors.attention import layer_attention
 from inspectors.conversation import Conversation
 from inspectors.errors import InspectorError, InvalidParameterError
-from inspectors.forward import layer_outputs
 from inspectors.loading import LoadedModel, load_model
-from inspectors.sae import (
-    SAE_PROBE,
-    LoadedSAE,
-    SparseActivations,
-    check_feature,
-    encode_sparse,
-    feature_column,
-    sae_probe,
-)
+from inspectors.sae import LoadedSAE, SparseActivations, check_feature, sae_probe, turn_activations
 from inspectors.sae_sources import available_layers, open_sae
 from inspectors.sampling import coerce_params
 from inspectors.settings import Settings
@@ -302,10 +293,8 @@ class Handlers:
                 card,
                 feature,
             )
-        values = _sae_column(lm, lsae, record, feature)
-        acts = record.probes.get(SAE_PROBE)
-        if not isinstance(acts, SparseActivations) or acts.sae_name != lsae.name:
-            acts = _sae_sparse(lm, lsae, record, feature)  # a turn captured with another SAE (or none)
+        acts = _sae_activations(lm, lsae, record, feature)
+        values = acts.feature_values
         position = min(_whole(position or 0, "position"), record.n_tokens - 1)
         return (
             feature_summary(acts, feature, values, record.tokens),
@@ -363,13 +352,8 @@ def _generate(lm: LoadedModel, conversation: Conversation, message: str, params:
 
 
 @gpu
-def _sae_column(lm: LoadedModel, lsae: LoadedSAE, record: Any, feature: int):
-    return feature_column(lm, lsae, record, feature)
-
-
-@gpu
-def _sae_sparse(lm: LoadedModel, lsae: LoadedSAE, record: Any, feature: int) -> SparseActivations:
-    return encode_sparse(lsae, layer_outputs(lm, record.token_ids, [lsae.layer])[lsae.layer], feature)
+def _sae_activations(lm: LoadedModel, lsae: LoadedSAE, record: Any, feature: int) -> SparseActivations:
+    return turn_activations(lm, lsae, record, feature)
 
 
 @gpu

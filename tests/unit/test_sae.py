@@ -15,6 +15,7 @@ from inspectors.sae import (
     load_sae_from_disk,
     load_sae_from_release,
     sae_probe,
+    turn_activations,
 )
 from inspectors.sampling import SamplingParams
 from inspectors.views.sae_view import feature_figure, feature_shading, feature_summary, top_feature_rows
@@ -67,6 +68,21 @@ def test_sparse_record_equals_the_dense_computation_on_the_right_layer(tiny_sae,
     # another feature, on demand: one partial forward pass, the same numbers as the dense encode
     np.testing.assert_allclose(feature_column(tiny_lm, tiny_sae, record, 9), dense[:, 9], rtol=1e-4, atol=1e-5)
     assert record.serialized_size() < 64 * 1024  # no dense T x d_sae array in the record
+
+
+def test_turn_activations_from_the_record_or_one_pass_equal_the_dense_encode(tiny_sae, tiny_lm):
+    captured = run_turn(tiny_lm, QUESTION, SamplingParams(max_new_tokens=4), probes=[sae_probe(tiny_sae, 3)])
+    assert turn_activations(tiny_lm, tiny_sae, captured, 3) is captured.probes[SAE_PROBE]
+    uncaptured = run_turn(tiny_lm, QUESTION, SamplingParams(max_new_tokens=4))  # no SAE when it ran
+    for record in (captured, uncaptured):
+        resid, _ = hand_hooked_resid(tiny_lm, record.token_ids, layer=1)
+        with torch.no_grad():
+            dense = tiny_sae.sae.encode(resid).numpy()
+        acts = turn_activations(tiny_lm, tiny_sae, record, 9)
+        assert acts.feature == 9 and acts.sae_name == tiny_sae.name
+        np.testing.assert_allclose(acts.feature_values, dense[:, 9], rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(acts.top_values[:, 0], dense.max(axis=1), rtol=1e-4, atol=1e-5)
+    assert turn_activations(tiny_lm, tiny_sae, uncaptured, 9) is turn_activations(tiny_lm, tiny_sae, uncaptured, 9)
 
 
 def test_sae_views(tiny_sae, tiny_lm):
