@@ -169,7 +169,8 @@ def session_state_mb(tokenizer_dir: Path, tmp: Path, n_tokens: int = 2048) -> di
     from sae_lens.saes.jumprelu_sae import JumpReLUSAE, JumpReLUSAEConfig
     from sae_lens.saes.sae import SAEMetadata
 
-    from inspectors.sae import load_sae_from_disk, sae_probe
+    from inspectors.sae.activations import sae_probe
+    from inspectors.sae.loading import load_sae_from_disk
 
     sae_cfg = JumpReLUSAEConfig(
         d_in=config.hidden_size, d_sae=16_384, metadata=SAEMetadata(hook_name="blocks.20.hook_resid_post")
@@ -203,7 +204,7 @@ def main() -> None:
     log.info("session state at 2048 tokens ...")
     import tempfile
 
-    from inspectors.loading import embedded_model_dir
+    from inspectors.engine.loading import embedded_model_dir
 
     with tempfile.TemporaryDirectory() as tmp:
         results.update(session_state_mb(embedded_model_dir(settings), Path(tmp)))

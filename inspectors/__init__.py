@@ -6,44 +6,52 @@ chat = Conversation()
 record = chat.send(lm, "Name a colour of the rainbow.", SamplingParams(temperature=0))
 record.steps.raw_probs[0]               # top-k probabilities of the first reply token
 layer_attention(lm, record, layer=5)    # (heads, T, T), computed once and cached
+
+The names below are imported on first use (PEP 562), so importing a torch-free part of the package
+(`inspectors.views`, `inspectors.engine.record`) never pulls in torch.
 """
 
-from inspectors.attention import layer_attention
-from inspectors.capture import LayerProbe, TurnProgress, run_turn, stream_turn
-from inspectors.conversation import Conversation
-from inspectors.errors import (
-    ConversationError,
-    GenerationError,
-    InspectorError,
-    InvalidParameterError,
-    ModelLoadError,
-)
-from inspectors.loading import LoadedModel, load_model
-from inspectors.record import StepDistributions, TurnRecord
-from inspectors.sampling import SamplingParams
-from inspectors.settings import EMBEDDED_MODEL_ID, HOSTED_DEFAULT_MODEL_ID, Settings
-from inspectors.templating import PromptBuild, build_prompt
+from __future__ import annotations
 
-__all__ = [
-    "EMBEDDED_MODEL_ID",
-    "HOSTED_DEFAULT_MODEL_ID",
-    "Conversation",
-    "ConversationError",
-    "GenerationError",
-    "InspectorError",
-    "InvalidParameterError",
-    "LayerProbe",
-    "LoadedModel",
-    "ModelLoadError",
-    "PromptBuild",
-    "SamplingParams",
-    "Settings",
-    "StepDistributions",
-    "TurnProgress",
-    "TurnRecord",
-    "build_prompt",
-    "layer_attention",
-    "load_model",
-    "run_turn",
-    "stream_turn",
-]
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "layer_attention": "inspectors.engine.attention",
+    "LayerProbe": "inspectors.engine.capture",
+    "TurnProgress": "inspectors.engine.capture",
+    "run_turn": "inspectors.engine.capture",
+    "stream_turn": "inspectors.engine.capture",
+    "Conversation": "inspectors.engine.conversation",
+    "ConversationError": "inspectors.errors",
+    "GenerationError": "inspectors.errors",
+    "InspectorError": "inspectors.errors",
+    "InvalidParameterError": "inspectors.errors",
+    "ModelLoadError": "inspectors.errors",
+    "LoadedModel": "inspectors.engine.loading",
+    "load_model": "inspectors.engine.loading",
+    "StepDistributions": "inspectors.engine.record",
+    "TurnRecord": "inspectors.engine.record",
+    "SamplingParams": "inspectors.engine.sampling",
+    "EMBEDDED_MODEL_ID": "inspectors.settings",
+    "HOSTED_DEFAULT_MODEL_ID": "inspectors.settings",
+    "Settings": "inspectors.settings",
+    "PromptBuild": "inspectors.engine.templating",
+    "build_prompt": "inspectors.engine.templating",
+    "Session": "inspectors.session",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'inspectors' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -22,14 +22,14 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, TextIO
 
+from inspectors.engine.loading import LoadedModel, ProgressFn, load_model
+from inspectors.engine.sampling import MAX_SEED
 from inspectors.errors import InspectorError
 from inspectors.labs.presets import load_preset
 from inspectors.labs.registry import LABS, lab_module, show
 from inspectors.labs.registry import description as lab_description
 from inspectors.labs.registry import title as lab_title
-from inspectors.loading import LoadedModel, ProgressFn, load_model
 from inspectors.report_html import LabSection, render
-from inspectors.sampling import MAX_SEED
 from inspectors.settings import Settings
 
 log = logging.getLogger(__name__)

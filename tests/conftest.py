@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from inspectors.loading import load_model
+from inspectors.engine.loading import load_model
 from inspectors.settings import Settings
 from tests.helpers import gemma_tokenizer, save_tiny_gemma
 
@@ -28,7 +28,7 @@ def tiny_lm(request, tiny_dirs):
 @pytest.fixture(autouse=True)
 def _fresh_sae_sources():
     """open_sae remembers SAEs and failures per process; tests that patch the sources start clean."""
-    from inspectors.sae_sources import forget_opened
+    from inspectors.sae.sources import forget_opened
 
     forget_opened()
     yield

@@ -21,7 +21,7 @@ from transformers import (
     Gemma3TextConfig,
 )
 
-from inspectors.loading import embedded_model_dir
+from inspectors.engine.loading import embedded_model_dir
 from inspectors.settings import PROMPTS_DIR, Settings
 
 GEMMA2_TEMPLATE = (PROMPTS_DIR / "gemma2_chat_template.jinja").read_text(encoding="utf-8")
@@ -117,7 +117,7 @@ def argmax_loop(lm, prompt_ids: list[int], n: int) -> list[int]:
 
 
 def hooked_residuals(lm, text: str):
-    """Independent of inspectors.forward: (input ids, {layer: (T, d) block output} from hand-written hooks
+    """Independent of inspectors.engine.forward: (input ids, {layer: (T, d) block output} from hand-written hooks
     on every decoder block, transformers' hidden_states as (T, d) tensors) of one full forward pass."""
     ids = lm.tokenizer(text, return_tensors="pt")["input_ids"]
     outputs = {}

@@ -2,7 +2,7 @@
 
 The course generated token by token with the KV cache and `output_attentions=True`, stacking each
 step's query rows. Causal attention makes that equal to one eager forward over the finished sequence
-(prompt + generated, `<bos>` included), which is what is computed here (`inspectors.attention`); the
+(prompt + generated, `<bos>` included), which is what is computed here (`inspectors.engine.attention`); the
 tests check the two agree. Row q holds query token q's weights over the key tokens 0..q.
 """
 
@@ -13,7 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from inspectors.attention import layer_attention
+from inspectors.engine.attention import layer_attention
+from inspectors.engine.loading import LoadedModel, ProgressFn
 from inspectors.errors import InvalidParameterError
 from inspectors.labs.generation import (
     check_bool,
@@ -24,10 +25,10 @@ from inspectors.labs.generation import (
     split_at_stop,
     stop_reason,
 )
-from inspectors.loading import LoadedModel, ProgressFn
+from inspectors.labs.labels import ATTENTION_COURSE_VARIANT
 
 MAX_NEW_TOKENS = 256  # the result holds the (T, T) matrix, and a heatmap beyond that is unreadable
-COURSE_VARIANT_LABEL = "course variant: labels shifted by one token (the <bos> label missing)"
+COURSE_VARIANT_LABEL = ATTENTION_COURSE_VARIANT
 
 
 @dataclass

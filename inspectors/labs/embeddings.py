@@ -27,9 +27,9 @@ from sklearn.manifold import TSNE
 from sklearn.metrics.pairwise import cosine_similarity
 from threadpoolctl import threadpool_limits
 
+from inspectors.engine.loading import LoadedModel, ProgressFn
+from inspectors.engine.sampling import MAX_SEED
 from inspectors.errors import InvalidParameterError
-from inspectors.loading import LoadedModel, ProgressFn
-from inspectors.sampling import MAX_SEED
 
 POOLINGS = ("mean", "last")
 TSNE_INITS = ("pca", "random")

@@ -13,8 +13,8 @@ from typing import Any
 import torch
 from transformers import GenerationConfig, LogitsProcessor, LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
 
+from inspectors.engine.loading import LoadedModel
 from inspectors.errors import InvalidParameterError
-from inspectors.loading import LoadedModel
 
 StepFn = Callable[[int], None]  # called with the number of tokens generated so far
 

@@ -12,6 +12,8 @@ from typing import Any
 
 import torch
 
+from inspectors.engine.loading import LoadedModel, ProgressFn
+from inspectors.engine.templating import build_prompt
 from inspectors.errors import InvalidParameterError
 from inspectors.labs.generation import (
     check_max_new_tokens,
@@ -20,11 +22,10 @@ from inspectors.labs.generation import (
     split_at_stop,
     stop_reason,
 )
-from inspectors.loading import LoadedModel, ProgressFn
-from inspectors.templating import build_prompt
+from inspectors.labs.labels import MULTITURN_MAX_ROUNDS
 
 MAX_TOP_K = 100
-MAX_ROUNDS = 8  # each round is a figure, and a full re-templated prompt in the report
+MAX_ROUNDS = MULTITURN_MAX_ROUNDS
 
 
 @dataclass

@@ -1,46 +1,72 @@
 """The labs in the course's order, and one way to load, run and show any of them.
 
-A lab `x` is `inspectors.labs.x` (`run(lm, *, progress=None, **inputs)` -> result with `to_json()`)
-plus `inspectors.views.lab_x` (`figures(result)`, `summary_markdown(result)`), with its inputs in
-`prompts/labs/x.yaml`. The report and the app's Labs tabs go through here only.
+Each lab is a module of `inspectors.labs` (`run(lm, *, progress=None, **inputs)` -> result with
+`to_json()`) and its view in `inspectors.views` (`figures(result)`, `summary_markdown(result)`,
+`N_FIGURES`), with its inputs in `prompts/labs/<lab>.yaml`. They are listed here by hand, so the list is
+the truth; the report and the app's Labs tabs go through here only.
 """
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
 import plotly.graph_objects as go
 
+from inspectors.engine.loading import LoadedModel, ProgressFn
 from inspectors.errors import InvalidParameterError
+from inspectors.labs import (
+    attention_generation,
+    embeddings,
+    multiturn,
+    sae,
+    sampling,
+    template_vs_none,
+    tokenization,
+)
 from inspectors.labs.presets import load_preset, preset_info
-from inspectors.loading import LoadedModel, ProgressFn
-
-LABS: tuple[str, ...] = (
-    "template_vs_none",
-    "multiturn",
-    "tokenization",
-    "sampling",
-    "embeddings",
-    "attention_generation",
-    "sae",
+from inspectors.views import (
+    lab_attention_generation,
+    lab_embeddings,
+    lab_multiturn,
+    lab_sae,
+    lab_sampling,
+    lab_template_vs_none,
+    lab_tokenization,
 )
 
 
+@dataclass(frozen=True)
+class LabEntry:
+    module: ModuleType  # has run(lm, *, progress, **inputs)
+    view: ModuleType  # has figures(result), summary_markdown(result), N_FIGURES
+
+
+REGISTRY: dict[str, LabEntry] = {  # in the course's order
+    "template_vs_none": LabEntry(template_vs_none, lab_template_vs_none),
+    "multiturn": LabEntry(multiturn, lab_multiturn),
+    "tokenization": LabEntry(tokenization, lab_tokenization),
+    "sampling": LabEntry(sampling, lab_sampling),
+    "embeddings": LabEntry(embeddings, lab_embeddings),
+    "attention_generation": LabEntry(attention_generation, lab_attention_generation),
+    "sae": LabEntry(sae, lab_sae),
+}
+LABS: tuple[str, ...] = tuple(REGISTRY)
+
+
 def check_lab(lab: str) -> str:
-    if lab not in LABS:
+    if lab not in REGISTRY:
         raise InvalidParameterError("lab", f"must be one of {list(LABS)}", lab)
     return lab
 
 
 def lab_module(lab: str) -> ModuleType:
-    return importlib.import_module(f"inspectors.labs.{check_lab(lab)}")
+    return REGISTRY[check_lab(lab)].module
 
 
 def view_module(lab: str) -> ModuleType:
-    return importlib.import_module(f"inspectors.views.lab_{check_lab(lab)}")
+    return REGISTRY[check_lab(lab)].view
 
 
 def title(lab: str) -> str:

@@ -1,6 +1,6 @@
 """Lab 7 (HW3 7.2-7.9): one SAE feature on two prompts, on each token of a sentence, and across layers.
 
-Built on `inspectors.sae_experiments`. The SAE comes from `inspectors.sae_sources.open_sae` (Gemma Scope
+Built on `inspectors.sae.experiments`. The SAE comes from `inspectors.sae.sources.open_sae` (Gemma Scope
 when it can be loaded, else the SAE shipped for the model) unless one is passed in. When none fits the
 model, the result says why instead of raising, so a report keeps every other lab.
 """
@@ -13,23 +13,24 @@ from typing import Any
 
 import numpy as np
 
-from inspectors import sae_sources
+from inspectors.engine.forward import hidden_states
+from inspectors.engine.loading import LoadedModel, ProgressFn
 from inspectors.errors import InvalidParameterError
-from inspectors.forward import hidden_states
 from inspectors.labs.generation import check_bool
-from inspectors.loading import LoadedModel, ProgressFn
-from inspectors.sae import LoadedSAE, SAELoadError, check_feature, check_fits
-from inspectors.sae_experiments import (
+from inspectors.labs.labels import SAE_COURSE_READ
+from inspectors.sae import sources as sae_sources
+from inspectors.sae.experiments import (
     FeatureOnText,
     TokenAcrossLayers,
     compare_prompts,
     feature_on_text,
     token_across_layers,
 )
+from inspectors.sae.loading import LoadedSAE, SAELoadError, check_feature, check_fits
 from inspectors.settings import REPO_ROOT
 
 PROMPT_LABELS = ("prompt_a", "prompt_b")
-COURSE_READ = "course variant: the layer-L SAE reads hidden_states[L], the output of block L-1"
+COURSE_READ = SAE_COURSE_READ
 PER_LAYER_NOTE = (
     "Each layer is read by its own SAE; their dictionaries are trained separately, so feature {feature} of "
     "one layer's SAE and feature {feature} of another's are different features."
@@ -114,7 +115,7 @@ def run(
     saes_by_layer: Mapping[int, LoadedSAE] | None = None,
 ) -> SAELabResult:
     """Run HW3 7.2-7.9. `lsae` / `saes_by_layer` (layer -> SAE, for 7.7-7.9) replace the SAE sources,
-    e.g. for a local SAE; without them every SAE comes from `inspectors.sae_sources`."""
+    e.g. for a local SAE; without them every SAE comes from `inspectors.sae.sources`."""
     report = progress or (lambda fraction, message: None)
     settings = {
         "prompt_a": prompt_a,

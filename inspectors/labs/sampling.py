@@ -22,11 +22,11 @@ from typing import Any
 import torch
 from transformers import GenerationConfig
 
+from inspectors.engine.loading import LoadedModel, ProgressFn
+from inspectors.engine.sampling import MAX_SEED, MAX_TEMPERATURE, check_int, check_number
 from inspectors.errors import InvalidParameterError
 from inspectors.labs.diversity import distinct_n, self_bleu_per_sentence, smoothing_function
 from inspectors.labs.generation import check_bool, check_max_new_tokens, split_at_stop
-from inspectors.loading import LoadedModel, ProgressFn
-from inspectors.sampling import MAX_SEED, MAX_TEMPERATURE, check_int, check_number
 
 COURSE_DEFAULT_TOP_K = 50  # transformers' default top_k, left active by the course's top-p runs
 MAX_SAMPLES = 200

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from inspectors.engine.loading import LoadedModel, ProgressFn
+from inspectors.engine.templating import build_prompt
 from inspectors.errors import InspectorError
 from inspectors.labs.coherence import (
     DEFAULT_CROSS_ENCODER,
@@ -28,11 +30,10 @@ from inspectors.labs.generation import (
     split_at_stop,
     stop_reason,
 )
-from inspectors.loading import LoadedModel, ProgressFn
-from inspectors.templating import build_prompt
+from inspectors.labs.labels import TEMPLATE_COURSE_VARIANT
 
 WITH_TEMPLATE, WITHOUT_TEMPLATE = "chat template", "no template"
-COURSE_VARIANT_LABEL = "course variant: templated string tokenized with special tokens on (two <bos>)"
+COURSE_VARIANT_LABEL = TEMPLATE_COURSE_VARIANT
 
 
 @dataclass

@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from inspectors.engine.loading import LoadedModel, ProgressFn
 from inspectors.labs.generation import check_text
-from inspectors.loading import LoadedModel, ProgressFn
 
 
 @dataclass

@@ -12,13 +12,15 @@ from typing import Any
 
 import gradio as gr
 
-from inspectors.attention import layer_attention
-from inspectors.conversation import Conversation
+from inspectors.engine.attention import layer_attention
+from inspectors.engine.conversation import Conversation
+from inspectors.engine.loading import LoadedModel, load_model
+from inspectors.engine.sampling import coerce_params
 from inspectors.errors import InspectorError, InvalidParameterError
-from inspectors.loading import LoadedModel, load_model
-from inspectors.sae import LoadedSAE, SparseActivations, check_feature, sae_probe, turn_activations
-from inspectors.sae_sources import available_layers, open_sae
-from inspectors.sampling import coerce_params
+from inspectors.sae.activations import sae_probe, turn_activations
+from inspectors.sae.loading import LoadedSAE, check_feature
+from inspectors.sae.sources import available_layers, open_sae
+from inspectors.sae.sparse import SparseActivations
 from inspectors.settings import Settings
 from inspectors.ui.session import Session, StopFlags
 from inspectors.views.attention_map import attention_figure, heads_overview

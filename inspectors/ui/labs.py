@@ -20,10 +20,10 @@ from typing import Any
 
 import gradio as gr
 
+from inspectors.engine.loading import LoadedModel, ProgressFn
 from inspectors.errors import InspectorError, InvalidParameterError
 from inspectors.labs.presets import load_preset, preset_info
 from inspectors.labs.registry import LABS, figure_slots, lab_module, run_lab, show
-from inspectors.loading import LoadedModel, ProgressFn
 
 log = logging.getLogger(__name__)
 

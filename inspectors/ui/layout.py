@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from inspectors.loading import load_model
+from inspectors.engine.loading import load_model
 from inspectors.settings import Settings
 from inspectors.ui.handlers import EMPTY_TURN, Handlers, model_card
 from inspectors.ui.labs import build_labs_tab

@@ -5,9 +5,9 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 
-from inspectors.conversation import Conversation
+from inspectors.engine.conversation import Conversation
+from inspectors.engine.record import TurnRecord
 from inspectors.errors import InvalidParameterError
-from inspectors.record import TurnRecord
 
 
 @dataclass

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import plotly.graph_objects as go
 
-from inspectors.labs.attention_generation import COURSE_VARIANT_LABEL, AttentionGenerationResult
+from inspectors.labs.labels import ATTENTION_COURSE_VARIANT as COURSE_VARIANT_LABEL
 from inspectors.views.tokens import show_whitespace
+
+if TYPE_CHECKING:
+    from inspectors.labs.attention_generation import AttentionGenerationResult
 
 N_FIGURES = 1
 

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import html
+from typing import TYPE_CHECKING
 
 import plotly.graph_objects as go
 from plotly.colors import qualitative
 
-from inspectors.labs.embeddings import EmbeddingsResult
+if TYPE_CHECKING:
+    from inspectors.labs.embeddings import EmbeddingsResult
+
 
 SENSE_COLORS = qualitative.D3
 MAX_MATRIX_IN_SUMMARY = 12  # sentences; a larger cosine matrix is left to the figure

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import plotly.graph_objects as go
 
-from inspectors.labs.multiturn import MAX_ROUNDS, MultiturnResult, Round
+from inspectors.labs.labels import MULTITURN_MAX_ROUNDS as MAX_ROUNDS
 from inspectors.views.tokens import show_whitespace
+
+if TYPE_CHECKING:
+    from inspectors.labs.multiturn import MultiturnResult, Round
 
 N_FIGURES = MAX_ROUNDS  # one per round
 TOP_COLOR, OTHER_COLOR = "#16a34a", "#94a3b8"

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import plotly.graph_objects as go
 
-from inspectors.labs.sae import COURSE_READ, SAELabResult
-from inspectors.sae_experiments import FeatureOnText
+from inspectors.labs.labels import SAE_COURSE_READ as COURSE_READ
 from inspectors.views.sae_experiments_view import across_layers_figure, per_token_figure, prompts_histogram
 from inspectors.views.tokens import show_whitespace
+
+if TYPE_CHECKING:
+    from inspectors.labs.sae import SAELabResult
+    from inspectors.sae.experiments import FeatureOnText
 
 N_FIGURES = 3
 

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import html
 import re
+from typing import TYPE_CHECKING
 
 import plotly.graph_objects as go
 
-from inspectors.labs.sampling import SamplingResult, SettingResult
+if TYPE_CHECKING:
+    from inspectors.labs.sampling import SamplingResult, SettingResult
+
 
 METRIC_COLORS = {"self-BLEU": "#dc2626", "distinct-1": "#2563eb", "distinct-2": "#16a34a"}
 

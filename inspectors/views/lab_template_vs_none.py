@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import plotly.graph_objects as go
 
-from inspectors.labs.template_vs_none import COURSE_VARIANT_LABEL, TemplateVsNoneResult
+from inspectors.labs.labels import TEMPLATE_COURSE_VARIANT as COURSE_VARIANT_LABEL
 from inspectors.views.tokens import show_whitespace
+
+if TYPE_CHECKING:
+    from inspectors.labs.template_vs_none import TemplateVsNoneResult
 
 N_FIGURES = 1
 BAR_COLORS = ("#4f46e5", "#94a3b8")  # with template, without

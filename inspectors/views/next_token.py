@@ -7,8 +7,8 @@ from typing import Any
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from inspectors.engine.record import TurnRecord
 from inspectors.errors import InvalidParameterError
-from inspectors.record import TurnRecord
 from inspectors.views.tokens import show_whitespace
 
 CHOSEN_COLOR, OTHER_COLOR = "#16a34a", "#94a3b8"

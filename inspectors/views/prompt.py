@@ -6,7 +6,7 @@ import html
 
 import numpy as np
 
-from inspectors.record import TurnRecord
+from inspectors.engine.record import TurnRecord
 
 
 def prompt_warnings(record: TurnRecord, bos_id: int = 2) -> list[str]:

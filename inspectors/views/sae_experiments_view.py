@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import plotly.graph_objects as go
 
-from inspectors.sae_experiments import FeatureOnText, TokenAcrossLayers
 from inspectors.views.sae_view import feature_figure
+
+if TYPE_CHECKING:
+    from inspectors.sae.experiments import FeatureOnText, TokenAcrossLayers
 
 
 def prompts_histogram(results: list[FeatureOnText]) -> go.Figure:

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import plotly.graph_objects as go
 
 from inspectors.errors import InvalidParameterError
-from inspectors.sae import LoadedSAE, SparseActivations
+from inspectors.sae.sparse import SparseActivations
 from inspectors.views.attention_map import axis_labels
 from inspectors.views.tokens import show_whitespace
+
+if TYPE_CHECKING:
+    from inspectors.sae.loading import LoadedSAE
 
 
 def feature_shading(tokens: list[str], values: np.ndarray) -> list[tuple[str, float]]:

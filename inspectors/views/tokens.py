@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from inspectors.record import TurnRecord
+from inspectors.engine.record import TurnRecord
 
 TEMPLATE, PROMPT, REPLY = "template", "prompt", "reply"
 PART_COLORS = {TEMPLATE: "#c7d2fe", PROMPT: "#e5e7eb", REPLY: "#bbf7d0"}

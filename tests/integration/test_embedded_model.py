@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from inspectors import Conversation, SamplingParams, load_model, run_turn
-from inspectors.attention import layer_attention
-from inspectors.loading import embedded_model_dir
+from inspectors.engine.attention import layer_attention
+from inspectors.engine.loading import embedded_model_dir
+from inspectors.engine.templating import GEMMA_TEMPLATE_FILE
 from inspectors.settings import EMBEDDED_MODEL_ID, Settings
-from inspectors.templating import GEMMA_TEMPLATE_FILE
 
 pytestmark = pytest.mark.integration
 

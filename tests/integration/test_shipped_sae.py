@@ -8,12 +8,12 @@ import json
 import huggingface_hub.constants
 import pytest
 
-from inspectors import sae_sources
-from inspectors.loading import load_model
+from inspectors.engine.loading import load_model
+from inspectors.sae import sources as sae_sources
+from inspectors.sae.train.__main__ import HELDOUT_SAMPLE_FILE, MAX_SAE_BYTES
+from inspectors.sae.train.activations import text_activations
+from inspectors.sae.train.evaluate import evaluate
 from inspectors.settings import EMBEDDED_MODEL_ID, Settings
-from inspectors.train_sae.__main__ import HELDOUT_SAMPLE_FILE, MAX_SAE_BYTES
-from inspectors.train_sae.activations import text_activations
-from inspectors.train_sae.evaluate import evaluate
 
 pytestmark = pytest.mark.integration
 

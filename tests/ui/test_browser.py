@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from inspectors.sae_sources import shipped_saes
+from inspectors.sae.sources import shipped_saes
 from inspectors.settings import EMBEDDED_MODEL_ID, REPO_ROOT, Settings
 from tests.ui.conftest import launch
 

@@ -6,7 +6,7 @@ import gradio as gr
 import numpy as np
 import pytest
 
-from inspectors.attention import layer_attention
+from inspectors.engine.attention import layer_attention
 from inspectors.settings import Settings
 from inspectors.ui.handlers import Handlers
 from inspectors.ui.session import Session
@@ -173,7 +173,8 @@ def test_sessions_are_independent(handlers):
 
 
 def test_sae_tab_with_a_configured_sae(tiny_dirs, tmp_path):
-    from inspectors.sae import SAE_PROBE, SparseActivations
+    from inspectors.sae.activations import SAE_PROBE
+    from inspectors.sae.sparse import SparseActivations
     from tests.helpers import save_tiny_sae
 
     sae_dir = save_tiny_sae(tmp_path / "sae", d_in=64, layer=2)
@@ -219,8 +220,8 @@ def test_an_sae_for_another_model_is_explained_not_fatal(tiny_dirs, tmp_path):
 def test_catalog_sae_that_cannot_be_downloaded_is_explained(tiny_dirs, monkeypatch):
     import huggingface_hub.constants
 
-    from inspectors import sae_sources
-    from inspectors.sae_catalog import release_for
+    from inspectors.sae import sources as sae_sources
+    from inspectors.sae.catalog import release_for
 
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     monkeypatch.setattr(sae_sources, "release_for", lambda model_id: release_for("google/gemma-3-270m"))

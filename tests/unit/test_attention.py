@@ -7,10 +7,10 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-from inspectors.attention import clear_cache, layer_attention
-from inspectors.capture import run_turn
+from inspectors.engine.attention import clear_cache, layer_attention
+from inspectors.engine.capture import run_turn
+from inspectors.engine.sampling import SamplingParams
 from inspectors.errors import InvalidParameterError
-from inspectors.sampling import SamplingParams
 
 QUESTION = [{"role": "user", "content": "Tell me about rainbows and the colours in them, please."}]
 

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from inspectors.capture import LayerProbe, run_turn, stream_turn
-from inspectors.conversation import Conversation
+from inspectors.engine.capture import LayerProbe, run_turn, stream_turn
+from inspectors.engine.conversation import Conversation
+from inspectors.engine.sampling import SamplingParams
 from inspectors.errors import ConversationError, GenerationError, InvalidParameterError
-from inspectors.sampling import SamplingParams
 
 QUESTION = [{"role": "user", "content": "Name a color in a rainbow."}]
 

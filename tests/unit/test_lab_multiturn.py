@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
+from inspectors.engine.templating import build_prompt
 from inspectors.errors import InvalidParameterError
 from inspectors.labs import multiturn
 from inspectors.labs.presets import load_preset
-from inspectors.templating import build_prompt
 from inspectors.views import lab_multiturn as view
 from tests.helpers import argmax_loop
 

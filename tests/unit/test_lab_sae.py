@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-from inspectors import sae_sources
 from inspectors.errors import InvalidParameterError
 from inspectors.labs import sae as lab
 from inspectors.labs.presets import load_preset, preset_info
-from inspectors.sae import SAELoadError, load_sae_from_disk
-from inspectors.sae_experiments import COURSE_VARIANT
+from inspectors.sae import sources as sae_sources
+from inspectors.sae.experiments import COURSE_VARIANT
+from inspectors.sae.loading import SAELoadError, load_sae_from_disk
 from inspectors.views import lab_sae as view
 from tests.helpers import hooked_residuals, save_tiny_sae
 
@@ -31,7 +31,7 @@ def saes(tiny_lm, tmp_path_factory):
 
 
 def reference(lm, text):
-    """Independent of inspectors.forward: hand-written hooks on every block, plus output_hidden_states."""
+    """Independent of inspectors.engine.forward: hand-written hooks on every block, plus output_hidden_states."""
     _, outputs, states = hooked_residuals(lm, text)
     return outputs, states
 

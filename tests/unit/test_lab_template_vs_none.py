@@ -5,12 +5,12 @@ import json
 
 import pytest
 
+from inspectors.engine.templating import build_prompt
 from inspectors.errors import InvalidParameterError
 from inspectors.labs import coherence, template_vs_none
 from inspectors.labs.coherence import DEFAULT_CROSS_ENCODER, STAND_IN_LABEL, load_cross_encoder
 from inspectors.labs.generation import greedy_generate, split_at_stop
 from inspectors.labs.presets import load_preset
-from inspectors.templating import build_prompt
 from inspectors.views import lab_template_vs_none as view
 from tests.helpers import argmax_loop, save_tiny_cross_encoder
 

@@ -8,10 +8,10 @@ import httpx
 import pytest
 from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
 
+from inspectors.engine.loading import explain_load_error, load_model
+from inspectors.engine.templating import GEMMA_TEMPLATE_FILE
 from inspectors.errors import InvalidParameterError, ModelLoadError
-from inspectors.loading import explain_load_error, load_model
 from inspectors.settings import EMBEDDED_MODEL_ID, REPO_ROOT, Settings
-from inspectors.templating import GEMMA_TEMPLATE_FILE
 
 
 def test_local_folder_loads_with_its_own_or_the_shipped_template(tiny_dirs):

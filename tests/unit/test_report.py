@@ -10,8 +10,8 @@ import re
 import pytest
 
 from inspectors import report
+from inspectors.engine.sampling import MAX_SEED
 from inspectors.labs.registry import LABS, title
-from inspectors.sampling import MAX_SEED
 
 SAMPLING_KEYS = ("top_k=2", "top_k=200", "top_p=0.6", "top_p=0.999", "top_k=1", "top_p=0")
 # Shorter still than --quick: the tiny model's 262k-token vocabulary makes each sampled step cost

@@ -4,20 +4,11 @@ import numpy as np
 import pytest
 import torch
 
-from inspectors.capture import run_turn
+from inspectors.engine.capture import run_turn
+from inspectors.engine.sampling import SamplingParams
 from inspectors.errors import InvalidParameterError
-from inspectors.sae import (
-    SAE_PROBE,
-    SAELoadError,
-    check_fits,
-    feature_column,
-    layer_of_hook,
-    load_sae_from_disk,
-    load_sae_from_release,
-    sae_probe,
-    turn_activations,
-)
-from inspectors.sampling import SamplingParams
+from inspectors.sae.activations import SAE_PROBE, feature_column, sae_probe, turn_activations
+from inspectors.sae.loading import SAELoadError, check_fits, layer_of_hook, load_sae_from_disk, load_sae_from_release
 from inspectors.views.sae_view import feature_figure, feature_shading, feature_summary, top_feature_rows
 from tests.helpers import save_tiny_sae
 

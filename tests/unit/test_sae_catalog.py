@@ -4,7 +4,7 @@ import pytest
 import yaml
 
 from inspectors.errors import InvalidParameterError
-from inspectors.sae_catalog import CATALOG_FILE, release_for
+from inspectors.sae.catalog import CATALOG_FILE, release_for
 
 
 def test_gemma_2_2b_maps_to_gemma_scope_with_the_course_feature():

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from inspectors.errors import InvalidParameterError
-from inspectors.sae import load_sae_from_disk
-from inspectors.sae_experiments import COURSE_VARIANT, compare_prompts, feature_on_text, token_across_layers
+from inspectors.sae.experiments import COURSE_VARIANT, compare_prompts, feature_on_text, token_across_layers
+from inspectors.sae.loading import load_sae_from_disk
 from tests.helpers import hooked_residuals, save_tiny_sae
 
 PROMPTS = [

@@ -6,11 +6,11 @@ import json
 
 import pytest
 
-from inspectors import sae_sources
-from inspectors.sae import SAELoadError
-from inspectors.sae_catalog import release_for
-from inspectors.sae_features import FeatureIndex
-from inspectors.train_sae.contexts import write_contexts
+from inspectors.sae import sources as sae_sources
+from inspectors.sae.catalog import release_for
+from inspectors.sae.features import FeatureIndex
+from inspectors.sae.loading import SAELoadError
+from inspectors.sae.train.contexts import write_contexts
 from tests.helpers import save_tiny_sae
 
 

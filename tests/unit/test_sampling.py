@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 from transformers import RepetitionPenaltyLogitsProcessor, TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
 
+from inspectors.engine.sampling import SamplingParams, build_processors, coerce_params
 from inspectors.errors import InvalidParameterError
-from inspectors.sampling import SamplingParams, build_processors, coerce_params
 
 
 @pytest.mark.parametrize(

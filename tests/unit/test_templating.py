@@ -2,14 +2,14 @@ from __future__ import annotations
 
 import pytest
 
-from inspectors.errors import ConversationError
-from inspectors.templating import (
+from inspectors.engine.templating import (
     SYSTEM_FOLDED_BY_TEMPLATE,
     SYSTEM_FOLDED_HERE,
     build_prompt,
     flatten_content,
     gemma_chat_template,
 )
+from inspectors.errors import ConversationError
 from tests.helpers import GEMMA2_TEMPLATE
 
 GEMMA3 = gemma_chat_template()

@@ -1,4 +1,4 @@
-"""The SAE training pipeline (python -m inspectors.train_sae) on a tiny model: packing, residual
+"""The SAE training pipeline (python -m inspectors.sae.train) on a tiny model: packing, residual
 collection, sae-lens training and disk format, held-out metrics and top contexts."""
 
 from __future__ import annotations
@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 import torch
 
-from inspectors.forward import hidden_states
-from inspectors.sae import load_sae_from_disk
-from inspectors.train_sae.activations import CONTEXT, collect, pack_windows, residuals
-from inspectors.train_sae.contexts import build_contexts
-from inspectors.train_sae.corpus import clean_wikitext
-from inspectors.train_sae.evaluate import evaluate
-from inspectors.train_sae.train import TrainOptions, save, train_topk_sae
+from inspectors.engine.forward import hidden_states
+from inspectors.sae.loading import load_sae_from_disk
+from inspectors.sae.train.activations import CONTEXT, collect, pack_windows, residuals
+from inspectors.sae.train.contexts import build_contexts
+from inspectors.sae.train.corpus import clean_wikitext
+from inspectors.sae.train.evaluate import evaluate
+from inspectors.sae.train.train import TrainOptions, save, train_topk_sae
 
 TEXTS = [
     "Time travel is a common theme in science fiction. " * 20,
@@ -51,7 +51,7 @@ def test_residuals_equal_the_models_hidden_states(tiny_lm, tokenizer):
 
 @pytest.fixture(scope="module")
 def trained(tiny_dirs, tmp_path_factory, tokenizer):
-    from inspectors.loading import load_model
+    from inspectors.engine.loading import load_model
     from inspectors.settings import Settings
 
     lm = load_model(settings=Settings(model_id=str(tiny_dirs["gemma3"])))

@@ -3,10 +3,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from inspectors.attention import layer_attention
-from inspectors.capture import run_turn
+from inspectors.engine.attention import layer_attention
+from inspectors.engine.capture import run_turn
+from inspectors.engine.sampling import SamplingParams
 from inspectors.errors import InvalidParameterError
-from inspectors.sampling import SamplingParams
 from inspectors.views.attention_map import attention_figure, axis_labels, heads_overview, query_window
 from inspectors.views.next_token import next_token_figure, step_rows, step_summary
 from inspectors.views.prompt import prompt_html, prompt_warnings

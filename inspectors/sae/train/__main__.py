@@ -1,7 +1,7 @@
 """Train, evaluate and ship the embedded model's own SAEs, end to end and offline.
 
     python -m pip install -r requirements-train.txt
-    python -m inspectors.train_sae --layers 6
+    python -m inspectors.sae.train --layers 6
 
 Downloads the gensim wheel from PyPI for its Wikipedia extract (corpus.py), caches residual
 activations, trains a TopK SAE per layer with sae-lens's SAETrainer, measures it on held-out
@@ -20,16 +20,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from inspectors.loading import load_model
-from inspectors.sae import load_sae_from_disk
-from inspectors.sae_sources import SHIPPED_DIR
+from inspectors.engine.loading import load_model
+from inspectors.sae.loading import load_sae_from_disk
+from inspectors.sae.sources import SHIPPED_DIR
+from inspectors.sae.train import corpus
+from inspectors.sae.train.activations import CONTEXT, collect, text_activations
+from inspectors.sae.train.card import write_card
+from inspectors.sae.train.contexts import build_contexts, write_contexts
+from inspectors.sae.train.evaluate import evaluate
+from inspectors.sae.train.train import TrainOptions, save, train_topk_sae
 from inspectors.settings import EMBEDDED_MODEL_ID, Settings
-from inspectors.train_sae import corpus
-from inspectors.train_sae.activations import CONTEXT, collect, text_activations
-from inspectors.train_sae.card import write_card
-from inspectors.train_sae.contexts import build_contexts, write_contexts
-from inspectors.train_sae.evaluate import evaluate
-from inspectors.train_sae.train import TrainOptions, save, train_topk_sae
 
 MAX_SAE_BYTES = 25 * 2**20
 HELDOUT_SAMPLE_FILE = "heldout_sample.txt"
@@ -53,7 +53,7 @@ def heldout_sample(articles: list[corpus.Article], tokenizer, max_tokens: int) -
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m inspectors.train_sae", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m inspectors.sae.train", description=__doc__.split("\n")[0])
     parser.add_argument("--layers", type=int, nargs="+", default=[6], help="decoder layers (blocks.L.hook_resid_post)")
     parser.add_argument("--d-sae", type=int, default=TrainOptions.d_sae)
     parser.add_argument("--k", type=int, default=TrainOptions.k, help="active features per token (TopK)")

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from inspectors.cache import LRUCache, turn_key
+from inspectors.engine.cache import LRUCache, turn_key
+from inspectors.engine.forward import module_output
+from inspectors.engine.loading import LoadedModel
+from inspectors.engine.record import TurnRecord
 from inspectors.errors import InvalidParameterError
-from inspectors.forward import module_output
-from inspectors.loading import LoadedModel
-from inspectors.record import TurnRecord
 
 CACHE_ENTRIES = 6  # layers kept across all sessions; each is heads x T^2 float16
 

@@ -6,12 +6,12 @@ import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
-from inspectors.capture import LayerProbe, TurnProgress, stream_turn
+from inspectors.engine.capture import LayerProbe, TurnProgress, stream_turn
+from inspectors.engine.loading import LoadedModel
+from inspectors.engine.record import TurnRecord
+from inspectors.engine.sampling import SamplingParams
+from inspectors.engine.templating import flatten_content
 from inspectors.errors import ConversationError
-from inspectors.loading import LoadedModel
-from inspectors.record import TurnRecord
-from inspectors.sampling import SamplingParams
-from inspectors.templating import flatten_content
 
 
 @dataclass

@@ -27,12 +27,12 @@ from transformers import (
 )
 from transformers.generation.streamers import BaseStreamer
 
+from inspectors.engine.forward import block_output
+from inspectors.engine.loading import LoadedModel
+from inspectors.engine.record import StepDistributions, TurnRecord
+from inspectors.engine.sampling import SamplingParams, build_processors
+from inspectors.engine.templating import PromptBuild, build_prompt
 from inspectors.errors import GenerationError, InvalidParameterError
-from inspectors.forward import block_output
-from inspectors.loading import LoadedModel
-from inspectors.record import StepDistributions, TurnRecord
-from inspectors.sampling import SamplingParams, build_processors
-from inspectors.templating import PromptBuild, build_prompt
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 Gemma Scope features are explained on Neuronpedia; the project's own SAE has no such page, so it
 ships each feature's top contexts from its training corpus (contexts.json.gz, written by
-`python -m inspectors.train_sae`). Searching "travel" ranks features whose top contexts fire on a
+`python -m inspectors.sae.train`). Searching "travel" ranks features whose top contexts fire on a
 token containing the word, then those with the word nearby.
 """
 

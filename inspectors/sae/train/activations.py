@@ -16,8 +16,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from inspectors.forward import batch_layer_outputs
-from inspectors.loading import LoadedModel
+from inspectors.engine.forward import batch_layer_outputs
+from inspectors.engine.loading import LoadedModel
 
 CONTEXT = 256
 

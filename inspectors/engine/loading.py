@@ -20,9 +20,9 @@ from typing import Any
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
 
+from inspectors.engine.templating import GEMMA_TEMPLATE_FILE, gemma_chat_template
 from inspectors.errors import ModelLoadError
 from inspectors.settings import EMBEDDED_MODEL_ID, Settings
-from inspectors.templating import GEMMA_TEMPLATE_FILE, gemma_chat_template
 
 log = logging.getLogger(__name__)
 

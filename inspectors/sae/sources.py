@@ -1,7 +1,7 @@
 """Which SAE a model gets: the configured one, else its Gemma Scope release, else the project's own.
 
 The project ships SAEs it trained offline for the embedded Gemma 3 270M (`inspectors/data/saes/`,
-made by `python -m inspectors.train_sae`). They are used when the model has no published release,
+made by `python -m inspectors.sae.train`). They are used when the model has no published release,
 or when the release cannot be downloaded (offline, gated, no token): the reason is kept on the
 LoadedSAE (`note`) so the app can say which SAE it shows and why.
 """
@@ -12,10 +12,17 @@ import json
 import threading
 from pathlib import Path
 
-from inspectors.loading import LoadedModel
-from inspectors.sae import LoadedSAE, SAELoadError, check_fits, layer_of_hook, load_sae_from_disk, load_sae_from_release
-from inspectors.sae_catalog import release_for
-from inspectors.sae_features import index_for
+from inspectors.engine.loading import LoadedModel
+from inspectors.sae.catalog import release_for
+from inspectors.sae.features import index_for
+from inspectors.sae.loading import (
+    LoadedSAE,
+    SAELoadError,
+    check_fits,
+    layer_of_hook,
+    load_sae_from_disk,
+    load_sae_from_release,
+)
 from inspectors.settings import EMBEDDED_MODEL_ID, REPO_ROOT, Settings
 
 SHIPPED_DIR = REPO_ROOT / "inspectors" / "data" / "saes"

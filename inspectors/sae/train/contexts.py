@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from inspectors.train_sae.activations import ActivationStore
+from inspectors.sae.train.activations import ActivationStore
 
 LEFT_TOKENS = 12
 RIGHT_TOKENS = 3

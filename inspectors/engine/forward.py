@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from inspectors.loading import LoadedModel
+from inspectors.engine.loading import LoadedModel
 
 
 class _StopForward(Exception):

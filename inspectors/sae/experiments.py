@@ -10,10 +10,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from inspectors.engine.forward import hidden_states, layer_outputs
+from inspectors.engine.loading import LoadedModel
 from inspectors.errors import InvalidParameterError
-from inspectors.forward import hidden_states, layer_outputs
-from inspectors.loading import LoadedModel
-from inspectors.sae import LoadedSAE, check_feature
+from inspectors.sae.loading import LoadedSAE, check_feature
 
 
 @dataclass

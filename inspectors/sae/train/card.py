@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from inspectors.sae_features import FeatureIndex
-from inspectors.sae_sources import DEFAULT_FEATURE_QUERY
+from inspectors.sae.features import FeatureIndex
+from inspectors.sae.sources import DEFAULT_FEATURE_QUERY
 
 TARGETS = {"explained_variance": ">= 0.75", "l0": "10 to 100", "dead_fraction": "< 0.10"}
 
@@ -44,7 +44,7 @@ def write_card(
         "",
         f"A TopK sparse autoencoder ({options['d_sae']} features, k = {options['k']}) on the residual stream of the "
         f"embedded Gemma 3 270M after decoder layer {layer} (`{hook_name}`), trained offline with sae-lens's "
-        "`SAETrainer` by `python -m inspectors.train_sae`. It stands in for Gemma Scope 2 when the Hub cannot be "
+        "`SAETrainer` by `python -m inspectors.sae.train`. It stands in for Gemma Scope 2 when the Hub cannot be "
         "reached. sae-lens disk format: `cfg.json` + `sae_weights.safetensors`.",
         "",
         "## Data",

@@ -1,30 +1,24 @@
-"""Sparse-autoencoder features with sae-lens: load an SAE, read its activations for a turn, sparsely.
+"""Load sparse autoencoders with sae-lens, from a folder or a published release, and check they fit a model.
 
 An SAE trained on `blocks.L.hook_resid_post` reads the output of decoder layer L, which capture
 hooks directly (`hidden_states[L+1]` would be the same except after the last layer, where it is
-taken after the final norm). A record keeps only each token's top-k features and one chosen
-feature's column: a dense T x d_sae array (2,048 x 16,384 floats = 128 MB) never enters session state.
+taken after the final norm).
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from inspectors.cache import LRUCache, turn_key
-from inspectors.capture import LayerProbe
+from inspectors.engine.loading import LoadedModel
 from inspectors.errors import InspectorError, InvalidParameterError
-from inspectors.forward import layer_outputs
-from inspectors.loading import LoadedModel
-from inspectors.record import TurnRecord
+from inspectors.sae.sparse import neuronpedia_url
 
-SAE_PROBE = "sae"
-TOP_FEATURES_PER_TOKEN = 16
 _HOOK = re.compile(r"^blocks\.(\d+)\.hook_resid_post$")
 
 
@@ -55,11 +49,6 @@ class LoadedSAE:
     def feature_values(self, resid: torch.Tensor, feature: int) -> np.ndarray:
         """(T,) activations of one feature, float32 on the CPU."""
         return self.encode(resid)[:, check_feature(self, feature)].float().cpu().numpy()
-
-
-def neuronpedia_url(neuronpedia_id: str | None, feature: int) -> str | None:
-    """The feature's Neuronpedia page, for SAEs whose release data names one (Gemma Scope)."""
-    return f"https://www.neuronpedia.org/{neuronpedia_id}/{feature}" if neuronpedia_id else None
 
 
 def layer_of_hook(hook_name: str | None) -> int:
@@ -125,88 +114,7 @@ def check_fits(lsae: LoadedSAE, lm: LoadedModel) -> None:
         raise SAELoadError(f"The SAE {lsae.name} reads layer {lsae.layer}; {lm.model_id} has {lm.n_layers}.")
 
 
-@dataclass
-class SparseActivations:
-    """SAE features of every token of a turn, sparse. T = tokens, k = features kept per token."""
-
-    sae_name: str
-    layer: int
-    d_sae: int
-    neuronpedia_id: str | None
-    top_ids: np.ndarray  # (T, k) int32, strongest first
-    top_values: np.ndarray  # (T, k) float32
-    feature: int  # the feature whose every activation is kept
-    feature_values: np.ndarray  # (T,) float32
-
-    def feature_url(self, feature: int) -> str | None:
-        return neuronpedia_url(self.neuronpedia_id, feature)
-
-
 def check_feature(lsae: LoadedSAE, feature: int) -> int:
     if isinstance(feature, bool) or not isinstance(feature, int) or not 0 <= feature < lsae.d_sae:
         raise InvalidParameterError("feature", f"must be an integer in [0, {lsae.d_sae - 1}] for {lsae.name}", feature)
     return feature
-
-
-def encode_sparse(lsae: LoadedSAE, resid: torch.Tensor, feature: int, k: int = TOP_FEATURES_PER_TOKEN):
-    """(T, d_model) residual stream -> SparseActivations; the dense (T, d_sae) lives only here."""
-    check_feature(lsae, feature)
-    acts = lsae.encode(resid)  # (T, d_sae): the only dense copy, dropped on return
-    top = torch.topk(acts, min(k, lsae.d_sae), dim=-1)
-    column = acts[:, feature]
-    return SparseActivations(
-        sae_name=lsae.name,
-        layer=lsae.layer,
-        d_sae=lsae.d_sae,
-        neuronpedia_id=lsae.neuronpedia_id,
-        top_ids=top.indices.cpu().numpy().astype(np.int32),
-        top_values=top.values.float().cpu().numpy(),
-        feature=feature,
-        feature_values=column.float().cpu().numpy(),
-    )
-
-
-def sae_probe(lsae: LoadedSAE, feature: int, k: int = TOP_FEATURES_PER_TOKEN) -> LayerProbe:
-    """A capture probe: the turn's record gets `probes['sae']` = SparseActivations."""
-    check_feature(lsae, feature)
-    return LayerProbe(SAE_PROBE, lsae.layer, lambda resid, ids: encode_sparse(lsae, resid, feature, k))
-
-
-_columns = LRUCache(64)  # (T,) float32 each
-
-
-def feature_column(lm: LoadedModel, lsae: LoadedSAE, record: TurnRecord, feature: int) -> np.ndarray:
-    """(T,) activations of any feature for a finished turn. From the record when it holds that
-    feature; otherwise one forward pass up to the SAE's layer (cached), so no dense array is stored."""
-    check_feature(lsae, feature)
-    stored = record.probes.get(SAE_PROBE)
-    if isinstance(stored, SparseActivations) and stored.sae_name == lsae.name and stored.feature == feature:
-        return stored.feature_values
-    key = turn_key(lm.model_id, lm.model, record.token_ids, "sae", lsae.name, feature)
-    values = _columns.get(key)
-    if values is None:
-        resid = layer_outputs(lm, record.token_ids, [lsae.layer])[lsae.layer]
-        values = lsae.feature_values(resid, feature)
-        _columns.put(key, values)
-    return values
-
-
-_sparse = LRUCache(16)  # SparseActivations of turns captured with another SAE (or none)
-
-
-def turn_activations(lm: LoadedModel, lsae: LoadedSAE, record: TurnRecord, feature: int) -> SparseActivations:
-    """The turn's sparse activations under `lsae`, with `feature`'s full column. From the record when it
-    was captured with this SAE (another feature's column computed on demand); otherwise one forward pass
-    gives both the top features and the column (cached), and still no dense array is kept."""
-    check_feature(lsae, feature)
-    stored = record.probes.get(SAE_PROBE)
-    if isinstance(stored, SparseActivations) and stored.sae_name == lsae.name:
-        if stored.feature == feature:
-            return stored
-        return replace(stored, feature=feature, feature_values=feature_column(lm, lsae, record, feature))
-    key = turn_key(lm.model_id, lm.model, record.token_ids, "sae-sparse", lsae.name, feature)
-    acts = _sparse.get(key)
-    if acts is None:
-        acts = encode_sparse(lsae, layer_outputs(lm, record.token_ids, [lsae.layer])[lsae.layer], feature)
-        _sparse.put(key, acts)
-    return acts

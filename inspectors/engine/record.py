@@ -2,7 +2,7 @@
 
 It lives in per-session state and Gradio deep-copies that state on every event, so nothing here
 grows with vocabulary size or with layers x heads x T^2: attention is recomputed one layer at a
-time on demand (see inspectors.attention) and SAE activations are stored sparsely.
+time on demand (see inspectors.engine.attention) and SAE activations are stored sparsely.
 """
 
 from __future__ import annotations
