@@ -14,7 +14,6 @@ It measures topical similarity, on another scale, and is only ever shown under i
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import os
 import socket
@@ -37,17 +36,15 @@ HUB_CHECK_TIMEOUT_S = 3.0
 
 @dataclass
 class CrossEncoderScorer:
-    """A sequence-classification model with one output: `score` is its raw logit for a pair."""
+    """A sentence-transformers CrossEncoder with one output: `score` is its raw logit for a pair."""
 
     model_id: str
-    model: Any
-    tokenizer: Any
+    encoder: Any  # sentence_transformers.CrossEncoder
 
     def score(self, question: str, answer: str) -> float:
-        batch = self.tokenizer([question], [answer], padding=True, truncation=True, return_tensors="pt")
-        with torch.inference_mode():
-            logits = self.model(**batch).logits  # (1, 1)
-        return float(logits[0, 0])
+        # The course reads the raw logit; sentence-transformers applies a sigmoid to one-label models by default.
+        logits = self.encoder.predict([(question, answer)], activation_fn=torch.nn.Identity(), show_progress_bar=False)
+        return float(logits[0])
 
 
 def _hub_reachable() -> bool:
@@ -76,13 +73,15 @@ def load_cross_encoder(
 
 @functools.lru_cache(maxsize=4)  # failures raise, so they are not cached and a later call retries
 def _load_cross_encoder(model_id: str, cache_dir: str | None, token: str | None) -> CrossEncoderScorer:
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     def load(local_files_only: bool) -> CrossEncoderScorer:
-        kwargs = {"cache_dir": cache_dir, "token": token, "local_files_only": local_files_only}
-        tokenizer = AutoTokenizer.from_pretrained(model_id, **kwargs)
-        model = AutoModelForSequenceClassification.from_pretrained(model_id, **kwargs)
-        return CrossEncoderScorer(model_id, model.eval().requires_grad_(False), tokenizer)
+        from sentence_transformers import CrossEncoder
+
+        encoder = CrossEncoder(
+            model_id, cache_folder=cache_dir, token=token, local_files_only=local_files_only, device="cpu"
+        )
+        encoder.eval()
+        return CrossEncoderScorer(model_id, encoder)
 
     try:
         scorer = load(local_files_only=True)
@@ -99,7 +98,7 @@ def _load_cross_encoder(model_id: str, cache_dir: str | None, token: str | None)
             scorer = load(local_files_only=False)
         except Exception as err:
             raise ModelLoadError(f"The coherence scorer {model_id} could not be loaded: {err}") from err
-    n_labels = getattr(scorer.model.config, "num_labels", None)
+    n_labels = scorer.encoder.num_labels
     if n_labels != 1:
         raise ModelLoadError(
             f"{model_id} has {n_labels} output labels; the coherence score needs a cross-encoder with one "
@@ -110,19 +109,14 @@ def _load_cross_encoder(model_id: str, cache_dir: str | None, token: str | None)
 
 @dataclass
 class SentenceEmbedder:
-    """A BERT-style encoder whose sentence embedding is the mask-weighted mean of its last hidden state."""
+    """A sentence-transformers model: its sentence embedding (all-MiniLM-L6-v2: the masked mean of the last
+    hidden state, normalised) and the cosine of two."""
 
     name: str
-    model: Any
-    tokenizer: Any
-    max_length: int
+    model: Any  # sentence_transformers.SentenceTransformer
 
     def embed(self, texts: list[str]) -> torch.Tensor:
-        batch = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
-        with torch.inference_mode():
-            hidden = self.model(**batch).last_hidden_state  # (B, T, d)
-        mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)  # (B, T, 1): padding left out of the mean
-        return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)  # (B, d)
+        return self.model.encode(texts, convert_to_tensor=True, show_progress_bar=False)  # (B, d)
 
     def cosine(self, a: str, b: str) -> float:
         first, second = self.embed([a, b])
@@ -130,17 +124,11 @@ class SentenceEmbedder:
 
 
 def load_embedder(folder: str, name: str) -> SentenceEmbedder:
-    """A sentence embedder from a local folder (transformers weights and tokenizer)."""
-    from transformers import AutoModel, AutoTokenizer
+    """A sentence embedder from a local folder (a sentence-transformers model, or plain transformers weights,
+    which sentence-transformers mean-pools)."""
+    from sentence_transformers import SentenceTransformer
 
-    max_length = 512
-    config = os.path.join(folder, "sentence_bert_config.json")
-    if os.path.isfile(config):  # sentence-transformers' own truncation length for this model
-        with open(config, encoding="utf-8") as f:
-            max_length = int(json.load(f).get("max_seq_length", max_length))
-    tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
-    model = AutoModel.from_pretrained(folder, local_files_only=True)
-    return SentenceEmbedder(name, model.eval().requires_grad_(False), tokenizer, max_length)
+    return SentenceEmbedder(name, SentenceTransformer(folder, device="cpu", local_files_only=True).eval())
 
 
 @functools.lru_cache(maxsize=1)

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from transformers import RepetitionPenaltyLogitsProcessor, TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
 
-from inspectors.engine.sampling import SamplingParams, build_processors, coerce_params
+from inspectors.engine.sampling import SamplingParams, build_processors
 from inspectors.errors import InvalidParameterError
 
 
@@ -37,19 +37,15 @@ def test_invalid_values_name_the_parameter_the_range_and_the_value(field, value,
     assert info.value.name == field
 
 
-def test_edge_values_are_valid():
-    SamplingParams(temperature=0, top_k=0, top_p=0, max_new_tokens=1, repetition_penalty=10, seed=0)
-    SamplingParams(temperature=5, top_p=1, seed=2**32 - 1)
-
-
-def test_coerce_params_from_ui_values():
-    params = coerce_params("0.7", 40.0, "0.9", 128.0, 1.1, "")
-    assert params == SamplingParams(temperature=0.7, top_k=40, top_p=0.9, max_new_tokens=128, repetition_penalty=1.1)
-    assert coerce_params(0, 0, 1, 8, 1, 12.0).seed == 12
-    with pytest.raises(InvalidParameterError, match=r"`top_k` must be a whole number, but is 2\.5"):
-        coerce_params(1, 2.5, 1, 8)
-    with pytest.raises(InvalidParameterError, match="`seed` must be a whole number"):
-        coerce_params(1, 0, 1, 8, 1, "abc")
+def test_edge_values_are_valid_and_kept():
+    low = SamplingParams(temperature=0, top_k=0, top_p=0, max_new_tokens=1, repetition_penalty=10, seed=0)
+    assert (low.temperature, low.top_k, low.top_p, low.max_new_tokens, low.repetition_penalty, low.seed) == (
+        0, 0, 0, 1, 10, 0
+    )  # fmt: skip
+    assert not low.do_sample  # temperature 0 is greedy
+    high = SamplingParams(temperature=5, top_p=1, seed=2**32 - 1)
+    assert high.do_sample and high.seed == 2**32 - 1 and high.with_seed(7).seed == 7
+    assert high.to_dict() == {**high.to_dict(), "temperature": 5, "top_p": 1}
 
 
 def test_processors_are_transformers_own_in_generate_order():

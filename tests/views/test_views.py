@@ -79,7 +79,10 @@ def test_next_token_rows_and_figure(turn):
     assert len(fig.data) == 2
     raw_bar = fig.data[0]
     np.testing.assert_allclose(raw_bar.x[::-1], turn.steps.raw_probs[0][:10])
-    assert list(raw_bar.marker.color).count("#16a34a") <= 1
+    top10 = turn.steps.raw_ids[0][:10].tolist()[::-1]  # bars are drawn least probable first
+    chosen_id = int(turn.reply_ids[0])
+    expected = ["#16a34a" if i == chosen_id else "#94a3b8" for i in top10]
+    assert list(raw_bar.marker.color) == expected  # the generated token green when it is in the top 10, alone
     with pytest.raises(InvalidParameterError, match=r"`step` must be an integer in \[0, 5\]"):
         step_rows(turn, 6)
 
