@@ -188,6 +188,7 @@ def session_state_mb(tokenizer_dir: Path, tmp: Path, n_tokens: int = 2048) -> di
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="one repeat per measurement")
+    parser.add_argument("--no-ui", action="store_true", help="skip the browser measurement (bench/ui_turn.py)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     repeats = 1 if args.quick else 3
@@ -208,6 +209,12 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         results.update(session_state_mb(embedded_model_dir(settings), Path(tmp)))
+    if not args.no_ui and Path("/usr/bin/chromium").exists():
+        log.info("browser turns ...")
+        from bench.ui_turn import measure
+
+        ui = measure(turns=3 if args.quick else 5)
+        results.update({k: v for k, v in ui.items() if k != "ui_detail"})
     results["bench_wall_s"] = time.perf_counter() - started
     print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in results.items()}))
 

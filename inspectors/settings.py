@@ -35,8 +35,10 @@ class Settings:
     model_id: str = EMBEDDED_MODEL_ID
     # Ids offered in the model picker. In hosted mode these are the only ids that may be loaded.
     allowed_model_ids: list[str] = field(default_factory=lambda: [EMBEDDED_MODEL_ID, HOSTED_DEFAULT_MODEL_ID])
-    # Hosted mode (a public Space) never loads an id outside `allowed_model_ids`.
+    # Hosted mode (a public Space) never loads an id outside `allowed_model_ids`, nor a lab scorer outside
+    # `allowed_scorer_models`, nor anything from a local path a visitor names.
     hosted: bool = False
+    allowed_scorer_models: list[str] = field(default_factory=lambda: ["cross-encoder/ms-marco-MiniLM-L-6-v2"])
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     # auto: bf16 (fp16 where bf16 is unsupported) on CUDA; fp32 on CPU. bench/run.py measured bf16 on
     # CPU at 0.96-1.25x the speed with the same greedy replies, but next-token probabilities moved by

@@ -1,5 +1,9 @@
 from __future__ import annotations
 
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing may come from the Hub in tests (set before it is imported)
+
 import pytest
 
 from inspectors.engine.loading import load_model

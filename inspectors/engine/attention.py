@@ -21,20 +21,22 @@ CACHE_ENTRIES = 6  # layers kept across all sessions; each is heads x T^2 float1
 _cache = LRUCache(CACHE_ENTRIES)
 
 
-def layer_attention(lm: LoadedModel, record: TurnRecord | np.ndarray, layer: int) -> np.ndarray:
+def layer_attention(lm: LoadedModel, record: TurnRecord | np.ndarray, layer: int, cached: bool = True) -> np.ndarray:
     """Attention probabilities of decoder layer `layer`: (heads, T, T) float32, rows = queries.
 
     Real softmax probabilities from eager attention (sdpa returns none). Row q sums to 1 over the
-    keys it may attend to (causal, and within the sliding window on Gemma's local layers).
+    keys it may attend to (causal, and within the sliding window on Gemma's local layers). Kept as
+    float16 either way; `cached=False` when the caller keeps its own cache (the app's sessions do).
     """
     token_ids = record.token_ids if isinstance(record, TurnRecord) else np.asarray(record)
     if not 0 <= layer < lm.n_layers:
         raise InvalidParameterError("layer", f"must be in [0, {lm.n_layers - 1}] for {lm.model_id}", layer)
     key = turn_key(lm.model_id, lm.model, token_ids, "attention", layer)
-    attention = _cache.get(key)
+    attention = _cache.get(key) if cached else None
     if attention is None:
         attention = _compute(lm, token_ids, layer).astype(np.float16)  # same precision cached or not
-        _cache.put(key, attention)
+        if cached:
+            _cache.put(key, attention)
     return attention.astype(np.float32)
 
 

@@ -22,7 +22,7 @@ class Conversation:
     conversation exactly as it was.
     """
 
-    system_prompt: str = ""
+    system_prompt: str | None = ""
     messages: list[dict[str, str]] = field(default_factory=list)
     records: list[TurnRecord] = field(default_factory=list)
 
@@ -31,7 +31,8 @@ class Conversation:
         text = flatten_content(user_message)
         if not text.strip():
             raise ConversationError("The message is empty: type something to send.")
-        system = [{"role": "system", "content": self.system_prompt}] if self.system_prompt.strip() else []
+        system_prompt = self.system_prompt or ""
+        system = [{"role": "system", "content": system_prompt}] if system_prompt.strip() else []
         return [*system, *self.messages, {"role": "user", "content": text}]
 
     def stream(
@@ -46,9 +47,15 @@ class Conversation:
         request = self.request(user_message)
         for progress in stream_turn(lm, request, params, probes=probes, stop_event=stop_event):
             if progress.record is not None:
-                self.messages.extend([request[-1], {"role": "assistant", "content": progress.record.reply_text}])
-                self.records.append(progress.record)
+                self.append(request[-1]["content"], progress.record)
             yield progress
+
+    def append(self, user_message: str, record: TurnRecord) -> None:
+        """Add a finished turn: the user's message, the model's reply and the turn's record."""
+        self.messages.extend(
+            [{"role": "user", "content": user_message}, {"role": "assistant", "content": record.reply_text}]
+        )
+        self.records.append(record)
 
     def send(self, lm: LoadedModel, user_message: object, params: SamplingParams | None = None, **kwargs) -> TurnRecord:
         """One complete turn; returns its record."""

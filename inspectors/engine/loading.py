@@ -103,13 +103,17 @@ class LoadedModel:
 
 
 _loaded: dict[tuple, LoadedModel] = {}
+_loading_locks: dict[tuple, threading.Lock] = {}
 _loaded_lock = threading.Lock()
 
 
 def load_model(
     model_id: str | None = None, settings: Settings | None = None, progress: ProgressFn | None = None
 ) -> LoadedModel:
-    """Load (once per process and settings) the embedded Gemma, a hub id or a local folder."""
+    """Load (once per process and settings) the embedded Gemma, a hub id or a local folder.
+
+    Loads of different models proceed side by side; a second request for a model being loaded waits
+    for that load instead of starting another."""
     settings = settings or Settings.load()
     model_id = model_id or settings.model_id
     if settings.hosted and model_id not in settings.allowed_model_ids:
@@ -119,13 +123,25 @@ def load_model(
     device, dtype = resolve_device_dtype(settings)
     key = (model_id, str(device), str(dtype), settings.load_in_4bit, str(settings.cache_dir))
     with _loaded_lock:
-        if key not in _loaded:
-            _loaded[key] = _load(model_id, settings, device, dtype, progress or _log_progress)
-        shared = _loaded[key]
+        shared = _loaded.get(key)
+        lock = _loading_locks.setdefault(key, threading.Lock())
+    if shared is None:
+        with lock:
+            shared = _loaded.get(key)
+            if shared is None:
+                shared = _load(model_id, settings, device, dtype, progress or _log_progress)
+                with _loaded_lock:
+                    _loaded[key] = shared
     if shared.settings == settings:
         return shared
     # Same weights, tokenizer and lock; only the limits that come from settings differ.
     return dataclasses.replace(shared, settings=settings, context_limit=_context_limit(shared.model, settings))
+
+
+def loaded_model_ids() -> list[str]:
+    """Ids of the models this process has loaded."""
+    with _loaded_lock:
+        return sorted({key[0] for key in _loaded})
 
 
 def _log_progress(fraction: float, message: str) -> None:
@@ -153,6 +169,7 @@ def _load(model_id: str, settings: Settings, device: torch.device, dtype: torch.
         source, description, token = embedded_model_dir(settings, progress), EMBEDDED_DESCRIPTION, None
     else:
         source, token = model_id, settings.hf_token
+        check_model_folder(model_id)
         tuned = "instruction-tuned" if model_id.rstrip("/").endswith("-it") else "check whether it is instruction-tuned"
         description = f"{model_id} ({tuned})"
     progress(0.8, f"Loading {model_id} on {device} as {str(dtype).removeprefix('torch.')}")
@@ -189,6 +206,30 @@ def _load(model_id: str, settings: Settings, device: torch.device, dtype: torch.
         context_limit=_context_limit(model, settings),
         settings=settings,
     )
+
+
+MODEL_FOLDER_NEEDS = (
+    "a model folder needs config.json, the weights (`*.safetensors`, or `pytorch_model*.bin`) and the tokenizer's "
+    "files (tokenizer.json or tokenizer.model, with tokenizer_config.json), as save_pretrained writes them"
+)
+
+
+def check_model_folder(model_id: str) -> None:
+    """A local folder that holds no model gets a message that says so, not a tokenizer library's complaint."""
+    path = Path(model_id).expanduser()
+    if not path.exists():
+        return  # a hub id, or a path that does not exist: from_pretrained's errors are explained below
+    if not path.is_dir():
+        raise ModelLoadError(f"{model_id!r} is a file, not a model folder: {MODEL_FOLDER_NEEDS}.")
+    names = {p.name for p in path.iterdir()}
+    weights = any(n.endswith(".safetensors") or (n.startswith("pytorch_model") and n.endswith(".bin")) for n in names)
+    tokenizer = bool({"tokenizer.json", "tokenizer.model"} & names)
+    missing = [what for what, ok in (("config.json", "config.json" in names), ("weights", weights),
+                                     ("tokenizer", tokenizer)) if not ok]  # fmt: skip
+    if missing:
+        raise ModelLoadError(
+            f"The folder {model_id!r} holds no model (missing: {', '.join(missing)}): {MODEL_FOLDER_NEEDS}."
+        )
 
 
 def embedded_model_dir(settings: Settings, progress: ProgressFn | None = None) -> Path:

@@ -76,43 +76,6 @@ def _interval(low: float, high: float, low_open: bool) -> str:
     return f"{'(' if low_open else '['}{low:g}, {high:g}]"
 
 
-def coerce_params(
-    temperature: float,
-    top_k: float,
-    top_p: float,
-    max_new_tokens: float,
-    repetition_penalty: float = 1.0,
-    seed: float | str | None = None,
-) -> SamplingParams:
-    """SamplingParams from UI values, where numbers may arrive as floats or strings; errors name the field."""
-
-    def as_int(name: str, value: object) -> int | None:
-        if value is None or (isinstance(value, str) and not value.strip()):
-            return None
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            raise InvalidParameterError(name, "must be a whole number", value) from None
-        if not number.is_integer():
-            raise InvalidParameterError(name, "must be a whole number", value)
-        return int(number)
-
-    def as_float(name: str, value: object) -> float:
-        try:
-            return float(value)
-        except (TypeError, ValueError):
-            raise InvalidParameterError(name, "must be a number", value) from None
-
-    return SamplingParams(
-        temperature=as_float("temperature", temperature),
-        top_k=as_int("top_k", top_k) or 0,
-        top_p=as_float("top_p", top_p),
-        max_new_tokens=as_int("max_new_tokens", max_new_tokens) or 0,
-        repetition_penalty=as_float("repetition_penalty", repetition_penalty),
-        seed=as_int("seed", seed),
-    )
-
-
 def build_processors(params: SamplingParams) -> LogitsProcessorList:
     """transformers' processors for `params`, in the order generate itself applies them."""
     processors = LogitsProcessorList()

@@ -1,175 +1,273 @@
-"""Every tab's handler on a tiny random model, as the UI and the API call them."""
+"""The session layer on a tiny random model: chat, every tab's panel, bad inputs, stop, model switching."""
 
 from __future__ import annotations
 
-import gradio as gr
+import threading
+import time
+
 import numpy as np
 import pytest
 
 from inspectors.engine.attention import layer_attention
+from inspectors.errors import InvalidParameterError
+from inspectors.session import Session, Shared, sampling_params
+from inspectors.session.session import BUSY
 from inspectors.settings import Settings
-from inspectors.ui.handlers import Handlers
-from inspectors.ui.session import Session
 from inspectors.views.tokens import REPLY
 
 CONTROLS = ("", 0, 0, 1, 6, "")  # system prompt, temperature, top-k, top-p, max new tokens, seed
 
 
-class FakeRequest:
-    def __init__(self, session_hash: str):
-        self.session_hash = session_hash
+@pytest.fixture
+def shared(tiny_dirs):
+    return Shared(Settings(model_id=str(tiny_dirs["gemma3"]), max_context_tokens=256, max_new_tokens_limit=64))
 
 
 @pytest.fixture
-def handlers(tiny_dirs):
-    return Handlers(Settings(model_id=str(tiny_dirs["gemma3"]), max_context_tokens=256, max_new_tokens_limit=64))
+def session(shared):
+    return Session(shared, "alice")
 
 
-def chat(handlers, message, session, controls=CONTROLS, who="a"):
-    return list(handlers.chat(message, session, *controls, request=FakeRequest(who)))
+def chat(session, message, controls=CONTROLS, **kwargs):
+    return list(session.send(message, *controls, **kwargs))
 
 
-def test_chat_streams_then_keeps_the_turn(handlers):
-    updates = chat(handlers, "Hello there", None)
-    assert len(updates) >= 2  # at least one streamed update, then the final one
-    messages, session, status, box = updates[-1]
-    assert [m["role"] for m in messages] == ["user", "assistant"]
-    assert messages[0]["content"] == "Hello there"
-    assert status.startswith("Turn 1:") and box == ""
-    assert updates[0][2] == "Generating…"
-    updates = chat(handlers, "And again", session)
-    assert len(updates[-1][1].conversation.records) == 2
+def test_chat_streams_then_keeps_the_turn(session):
+    updates = chat(session, "Hello there")
+    assert len(updates) >= 2 and not updates[0].done and updates[0].status == "Generating…"
+    last = updates[-1]
+    assert last.done and last.ok and [m["role"] for m in last.messages] == ["user", "assistant"]
+    assert last.messages[0]["content"] == "Hello there"
+    assert last.status.startswith("Turn 1:") and last.box == ""
+    assert chat(session, "And again")[-1].status.startswith("Turn 2:")
+    assert len(session.records) == 2 and session.records[1].model_id == session.model_id
 
 
 @pytest.mark.parametrize(
     ("message", "controls", "expected"),
     [
         ("   ", CONTROLS, "empty"),
-        ("hi", ("", -1, 0, 1, 6, ""), "`temperature`"),
-        ("hi", ("", 0, 2.5, 1, 6, ""), "`top_k` must be a whole number"),
+        ("hi", ("", -1, 0, 1, 6, ""), "`temperature` must be a number in [0, 5], but is -1"),
+        ("hi", ("", "abc", 0, 1, 6, ""), "`temperature` must be a number in [0, 5], but is 'abc'"),
+        ("hi", ("", "nan", 0, 1, 6, ""), "`temperature`"),
+        ("hi", ("", 0, 2.5, 1, 6, ""), "`top_k` must be a whole number >= 0, but is 2.5"),
         ("hi", ("", 0, 0, 1, 999, ""), "`max_new_tokens` must be at most 64"),
-        ("hi", ("", 0, 0, 1, 6, "abc"), "`seed`"),
+        ("hi", ("", 0, 0, 1, 6, "abc"), "`seed` must be a whole number in [0, 4294967295], but is 'abc'"),
+        ("hi", (None, 0, 0, 1, 6, ""), None),  # a missing system prompt is no system prompt
+        (12, CONTROLS, "`message` must be text"),
     ],
 )
-def test_bad_input_gives_a_message_and_keeps_the_history(handlers, message, controls, expected):
-    session = chat(handlers, "first", None)[-1][1]
-    before = [dict(m) for m in session.conversation.messages]
-    messages, session, status, box = chat(handlers, message, session, controls)[-1]
-    assert expected in status and status.startswith("⚠️")
-    assert messages == before and session.conversation.messages == before
-    assert box == message  # the message stays in the box to fix and resend
+def test_bad_input_gives_a_message_and_keeps_the_history(session, message, controls, expected):
+    chat(session, "first")
+    before = session.chat_messages()
+    last = chat(session, message, controls)[-1]
+    if expected is None:
+        assert last.ok and len(session.records) == 2
+        return
+    assert expected in last.status and last.status.startswith("⚠️") and not last.ok
+    assert last.messages == before and session.chat_messages() == before
+    assert last.box == (message if isinstance(message, str) else "")  # the message stays in the box
 
 
-def test_overlong_message_is_cut_with_a_visible_notice(handlers):
-    _messages, session, status, _ = chat(handlers, "word " * 600, None)[-1]
-    assert "cut by" in status
-    assert session.conversation.records[-1].n_prompt <= 256 - 6
+def test_numeric_strings_are_fine(session):
+    last = chat(session, "hi", ("", "0.7", "40", "0.9", "5", "12"))[-1]
+    assert last.ok and session.records[-1].params == {**session.records[-1].params, "temperature": 0.7, "seed": 12}
+    assert session.records[-1].params["top_k"] == 40 and session.records[-1].steps.n_steps <= 5
 
 
-def test_model_failure_mid_generation_keeps_history(handlers, monkeypatch):
-    session = chat(handlers, "first", None)[-1][1]
-    lm = handlers.model(session)
+def test_sampling_params_from_raw_values():
+    assert sampling_params("0.7", 40.0, "0.9", 128.0, "").top_k == 40
+    assert sampling_params(0, 0, 1, 8, 12.0).seed == 12
+    with pytest.raises(InvalidParameterError, match=r"`top_k` must be a whole number >= 0, but is 2\.5"):
+        sampling_params(1, 2.5, 1, 8, None)
+    with pytest.raises(InvalidParameterError, match="`top_p` must be a number in"):
+        sampling_params(1, 0, float("inf"), 8, None)
+
+
+def test_overlong_message_is_cut_with_a_visible_notice(session):
+    last = chat(session, "word " * 600)[-1]
+    assert "cut by" in last.status
+    assert session.records[-1].n_prompt <= 256 - 6
+
+
+def test_model_failure_mid_generation_keeps_history(session, monkeypatch):
+    chat(session, "first")
 
     def broken(*args, **kwargs):
         raise RuntimeError("CUDA error: device-side assert")
 
-    monkeypatch.setattr(lm.model, "generate", broken)
-    messages, session, status, box = chat(handlers, "second", session)[-1]
-    assert "device-side assert" in status and len(messages) == 2 and box == "second"
+    monkeypatch.setattr(session.model().model, "generate", broken)
+    last = chat(session, "second")[-1]
+    assert "device-side assert" in last.status and len(last.messages) == 2 and last.box == "second"
 
 
-def test_undo_retry_clear(handlers):
-    session = chat(handlers, "first", None)[-1][1]
-    session = chat(handlers, "second", session)[-1][1]
-    retried = list(handlers.retry(session, *CONTROLS, request=FakeRequest("a")))[-1]
-    assert len(retried[1].conversation.records) == 2 and retried[0][-2]["content"] == "second"
-    messages, session, _status, box = handlers.undo(retried[1])
-    assert len(messages) == 2 and box == "second"
-    messages, session, _status, box = handlers.clear(session)
-    assert messages == [] and session.conversation.records == []
-    assert handlers.undo(session)[2] == "Nothing to undo."
+def test_undo_retry_clear(session):
+    chat(session, "first")
+    chat(session, "second")
+    retried = list(session.retry(*CONTROLS))[-1]
+    assert len(session.records) == 2 and retried.messages[-2]["content"] == "second"
+    undone = session.undo()
+    assert len(undone.messages) == 2 and undone.box == "second"
+    cleared = session.clear()
+    assert cleared.messages == [] and session.records == []
+    assert session.undo().status == "Nothing to undo."
+    assert list(session.retry(*CONTROLS))[-1].status == "Nothing to retry yet."
 
 
-def test_a_failed_retry_keeps_the_previous_reply(handlers, monkeypatch):
-    session = chat(handlers, "first", None)[-1][1]
-    before = [dict(m) for m in session.conversation.messages]
+def test_a_failed_retry_keeps_the_previous_reply(session, monkeypatch):
+    chat(session, "first")
+    before, record = session.chat_messages(), session.records[0]
 
     def broken(*args, **kwargs):
         raise RuntimeError("out of memory")
 
-    monkeypatch.setattr(handlers.model(session).model, "generate", broken)
-    messages, session, status, box = list(handlers.retry(session, *CONTROLS, request=FakeRequest("a")))[-1]
-    assert "out of memory" in status
-    assert messages == before and session.conversation.messages == before
-    assert len(session.conversation.records) == 1
+    monkeypatch.setattr(session.model().model, "generate", broken)
+    last = list(session.retry(*CONTROLS))[-1]
+    assert "out of memory" in last.status and not last.ok
+    assert last.messages == before and session.chat_messages() == before and session.records == [record]
 
 
-def test_stop_ends_only_this_sessions_reply(handlers):
-    stream = handlers.chat("Tell me everything", None, "", 0, 0, 1, 60, "", request=FakeRequest("mine"))
+def test_stop_ends_only_this_sessions_reply(shared):
+    mine, other = Session(shared, "mine"), Session(shared, "other")
+    stream = mine.send("Tell me everything", "", 0, 0, 1, 60, "")
     next(stream)
-    handlers.stop(FakeRequest("someone-else"))
-    handlers.stop(FakeRequest("mine"))
-    _messages, session, status, _ = list(stream)[-1]
-    assert "stopped by stopped" in status
-    assert session.conversation.records[-1].steps.n_steps < 60
+    assert other.stop() == "Stopped."  # nothing of the other session's is running
+    assert mine.stop() == "Stopping…"
+    last = list(stream)[-1]
+    assert "stopped by stopped" in last.status and mine.records[-1].steps.n_steps < 60
 
 
-def test_every_tab_shows_the_chosen_turn(handlers):
-    session = chat(handlers, "first question", None)[-1][1]
-    session = chat(handlers, "second question", session)[-1][1]
-    dropdown = handlers.turns(session)
-    assert [c[1] for c in dropdown.choices] == [0, 1] and dropdown.value == 1
-
-    text, marked, _notes = handlers.prompt(session, 0)
-    assert text == session.conversation.records[0].prompt_text and "gi-special" in marked
-    assert "second question" in handlers.prompt(session, 1)[0]
-
-    chips, rows = handlers.tokens(session, 1)
-    record = session.conversation.records[1]
-    assert [r[1] for r in rows] == record.token_ids.tolist()
-    assert sum(1 for _, part in chips if part == REPLY) >= 1
-
-    figure, _table, summary, reply, _slider = handlers.next_token(session, 1, 2)
-    assert summary.startswith("Step 2:") and len(reply) == record.steps.n_steps
-    np.testing.assert_allclose(figure.data[0].x[::-1], record.steps.raw_probs[2][:10])
-    assert handlers.next_token(session, 1, 99)[2].startswith(f"Step {record.steps.n_steps - 1}:")  # clamped
-
-    lm = handlers.model(session)
-    heatmap, overview = handlers.attention(session, 1, 1, "2", 0)
-    np.testing.assert_allclose(heatmap.data[0].z, layer_attention(lm, record, 1)[2], atol=1e-6)
-    assert len(overview.data) == lm.n_heads
-    handlers.sae_for(lm, wait=True)
-    assert "No sparse autoencoder is known for" in handlers.sae(session, 1, None, 0, 0)[0]
-
-    free = handlers.tokenize(session, "Hello world")
-    assert [r[1] for r in free] == lm.tokenizer("Hello world", add_special_tokens=False)["input_ids"]
+def test_stop_pressed_while_the_reply_waits_in_the_queue(session):
+    asked = time.monotonic()
+    session.stop()  # after the user asked, before the reply started
+    last = chat(session, "Are you there?", submitted_at=asked)[-1]
+    assert "Stopped before the reply started" in last.status and last.box == "Are you there?"
+    assert session.records == []
+    # a message sent after that Stop is answered as usual
+    assert chat(session, "Are you there?", submitted_at=time.monotonic())[-1].ok and len(session.records) == 1
 
 
-def test_tabs_before_any_turn_and_bad_choices(handlers):
-    assert handlers.prompt(None, None)[0] == ""
-    assert handlers.tokens(None, None) == ([], [])
-    assert handlers.next_token(None, None, 0)[2] == "No generated tokens yet."
-    session = chat(handlers, "first", None)[-1][1]
-    with pytest.raises(gr.Error, match="`turn` must be in"):
-        handlers.prompt(session, 5)
-    with pytest.raises(gr.Error, match="`head` must be"):
-        handlers.attention(session, 0, 1, "7", 0)
+def test_a_second_action_while_a_reply_streams_is_refused(session):
+    stream = session.send("Tell me everything", "", 0, 0, 1, 30, "")
+    next(stream)
+    assert BUSY in chat(session, "me too")[-1].status
+    assert BUSY in session.undo().status and BUSY in session.clear().status
+    assert BUSY in session.load_model(session.model_id).status
+    list(stream)
+    assert len(session.records) == 1
 
 
-def test_failed_model_load_keeps_the_current_model(handlers, tmp_path):
-    session = chat(handlers, "first", None)[-1][1]
-    kept, status, _card, picked = handlers.switch_model(str(tmp_path / "missing-model"), session)
-    assert status.startswith("⚠️") and "was not found" in status and "Still using" in status
-    assert kept is session and picked == session.model_id
-    assert len(kept.conversation.records) == 1
+def test_every_tab_shows_the_chosen_turn(session):
+    chat(session, "first question")
+    chat(session, "second question")
+    assert [c[1] for c in session.turn_choices()] == [0, 1]
+    record = session.records[1]
+
+    prompt = session.prompt_panel(0)
+    assert prompt.text == session.records[0].prompt_text and "gi-special" in prompt.html
+    assert "second question" in session.prompt_panel("1").text
+    assert session.prompt_panel(None).turn == 1  # empty: the latest
+
+    tokens = session.tokens_panel(1)
+    assert [r[1] for r in tokens.rows] == record.token_ids.tolist()
+    assert sum(1 for _, part in tokens.chips if part == REPLY) >= 1
+
+    step = session.next_token_panel(1, 2)
+    assert step.summary.startswith("Step 2:") and len(step.reply_chips) == record.steps.n_steps
+    np.testing.assert_allclose(step.figure.data[0].x[::-1], record.steps.raw_probs[2][:10])
+    assert step.api()["rows"] == step.rows and step.n_steps == record.steps.n_steps
+
+    lm = session.model()
+    attention = session.attention_panel(1, 1, "2", 0)
+    np.testing.assert_allclose(attention.heatmap.data[0].z, layer_attention(lm, record, 1)[2], atol=1e-3)
+    assert len(attention.overview.data) == lm.n_heads
+    rows = attention.api()["weights"]
+    np.testing.assert_allclose(np.asarray(rows).sum(axis=1), 1, atol=1e-2)  # each query row is a distribution
+    assert session.attention_panel(1, None).layer == lm.n_layers // 2  # empty: the middle layer
+
+    session.shared.sae(session.model_id, wait=True)
+    assert "No sparse autoencoder is known for" in session.sae_panel(1).summary
+    assert session.tokenize("Hello world") == [[0, 9259, "Hello"], [1, 1902, "␣world"]]
 
 
-def test_sessions_are_independent(handlers):
-    alice = chat(handlers, "alice's question", None, who="alice")[-1][1]
-    bob = chat(handlers, "bob's question", Session(model_id=handlers.settings.model_id), who="bob")[-1][1]
-    assert alice.conversation.messages[0]["content"] == "alice's question"
-    assert bob.conversation.messages[0]["content"] == "bob's question"
-    assert len(alice.conversation.records) == len(bob.conversation.records) == 1
+@pytest.mark.parametrize(
+    ("panel", "args", "message"),
+    [
+        ("prompt_panel", (5,), r"`turn` must be a whole number in \[0, 0\], but is 5"),
+        ("prompt_panel", ("x",), r"`turn` must be a whole number in \[0, 0\], but is 'x'"),
+        ("next_token_panel", (0, 6), r"`step` must be a whole number in \[0, 5\], but is 6"),
+        ("next_token_panel", (0, -1), r"`step` must be a whole number in \[0, 5\]"),
+        ("next_token_panel", (0, "2.5"), r"`step` must be a whole number"),
+        ("attention_panel", (0, 4), r"`layer` must be a whole number in \[0, 3\], but is 4"),
+        ("attention_panel", (0, 1, "7"), r"`head` must be a whole number in \[0, 3\], but is '7'"),
+        ("attention_panel", (0, 1, "mean", 10_000), r"`query_start` must be a whole number in \[0, "),
+        ("sae_panel", (0, 99), r"`layer` must be a whole number in \[0, 3\], but is 99"),
+        ("tokenize", ("x" * 30_000,), r"`text` must be at most 20,000 characters long"),
+        ("search_panel", ("travel " * 100,), r"`query` must be at most 200 characters long"),
+    ],
+)
+def test_bad_choices_name_the_value_and_the_range_of_the_chosen_turn(session, panel, args, message):
+    chat(session, "first")
+    with pytest.raises(InvalidParameterError, match=message):
+        getattr(session, panel)(*args)
+
+
+def test_tabs_before_any_turn(session):
+    assert session.prompt_panel().text == "" and session.tokens_panel().rows == []
+    assert session.next_token_panel().summary == "No generated tokens yet."
+    assert session.attention_panel().heatmap is None
+    with pytest.raises(InvalidParameterError, match="has nothing to choose from: this conversation has none yet"):
+        session.prompt_panel(0)
+
+
+def test_a_failed_or_empty_model_load_keeps_the_model_and_the_conversation(session, tmp_path):
+    chat(session, "first")
+    model = session.model_id
+    for bad, reason in [
+        ("", "must name a model"),
+        (str(tmp_path), "holds no model (missing: config.json, weights, tokenizer)"),
+        (str(tmp_path / "missing-model"), "was not found"),
+        ("/etc", "holds no model"),
+    ]:
+        switch = session.load_model(bad)
+        assert not switch.ok and reason in switch.status, switch.status
+        assert f"Still using {model}" in switch.status and "Your conversation is kept (1 turn)" in switch.status
+        assert session.model_id == model and len(session.records) == 1
+
+
+def test_switching_models_keeps_the_conversation_and_names_each_turns_model(session, tiny_dirs):
+    chat(session, "first")
+    switch = session.load_model(str(tiny_dirs["gemma2"]))
+    assert switch.ok and "Your conversation is kept" in switch.status
+    assert session.model_id == str(tiny_dirs["gemma2"])
+    chat(session, "second")
+    assert [r.model_id for r in session.records] == [str(tiny_dirs["gemma3"]), str(tiny_dirs["gemma2"])]
+    assert [label.split(":")[0] for label, _ in session.turn_choices()] == ["Turn 1 · gemma3", "Turn 2 · gemma2"]
+    # an earlier turn's views use the model that wrote it (gemma3 has 4 heads, so does gemma2 here)
+    assert session.attention_panel(0, 1).n_layers == 4 and session.prompt_panel(0).text.startswith("<bos>")
+
+
+def test_sessions_are_independent_under_concurrency(shared):
+    sessions = [Session(shared, name) for name in ("alice", "bob", "carol", "dave")]
+    errors = []
+
+    def talk(session):
+        try:
+            for i in range(2):
+                assert chat(session, f"{session.id} question {i}")[-1].ok
+        except Exception as err:  # reported below, with the session's name
+            errors.append((session.id, err))
+
+    threads = [threading.Thread(target=talk, args=(s,)) for s in sessions]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    for session in sessions:
+        users = [m["content"] for m in session.chat_messages() if m["role"] == "user"]
+        assert users == [f"{session.id} question 0", f"{session.id} question 1"]
+        assert all(f"{session.id} question" in r.prompt_text for r in session.records)
 
 
 def test_sae_tab_with_a_configured_sae(tiny_dirs, tmp_path):
@@ -179,42 +277,43 @@ def test_sae_tab_with_a_configured_sae(tiny_dirs, tmp_path):
 
     sae_dir = save_tiny_sae(tmp_path / "sae", d_in=64, layer=2)
     settings = Settings(
-        model_id=str(tiny_dirs["gemma3"]),
-        max_context_tokens=256,
-        max_new_tokens_limit=64,
-        sae=str(sae_dir),
+        model_id=str(tiny_dirs["gemma3"]), max_context_tokens=256, max_new_tokens_limit=64, sae=str(sae_dir),
         sae_feature=3,
-    )
-    handlers = Handlers(settings)
-    handlers.sae_for(handlers.model(None), wait=True)
-    session = chat(handlers, "Time travel is fun", None)[-1][1]
-    record = session.conversation.records[-1]
+    )  # fmt: skip
+    session = Session(Shared(settings))
+    session.shared.sae(session.model_id, wait=True)
+    chat(session, "Time travel is fun")
+    record = session.records[-1]
     acts = record.probes[SAE_PROBE]
     assert isinstance(acts, SparseActivations) and acts.feature == 3 and acts.layer == 2
 
-    summary, shading, figure, rows, card, shown = handlers.sae(session, 0, None, 3, 4)
-    assert "Feature **3**" in summary and "neuronpedia.org/tiny-gemma/2-res-test/3" in summary
-    assert "Feature 3 on Neuronpedia" in card and "ships no feature contexts" not in card and shown == 3
-    assert len(shading) == record.n_tokens
-    np.testing.assert_allclose(figure.data[0].y, acts.feature_values)
-    assert [r[1] for r in rows] == [int(f) for f, v in zip(acts.top_ids[4], acts.top_values[4], strict=True) if v > 0]
+    panel = session.sae_panel(0, None, 3, 4)
+    assert "Feature **3**" in panel.summary and "neuronpedia.org/tiny-gemma/2-res-test/3" in panel.summary
+    assert "Feature 3 on Neuronpedia" in panel.card and panel.feature == 3
+    assert len(panel.shading) == record.n_tokens
+    np.testing.assert_allclose(panel.figure.data[0].y, acts.feature_values)
+    top = [int(f) for f, v in zip(acts.top_ids[4], acts.top_values[4], strict=True) if v > 0]
+    assert [r[1] for r in panel.rows] == top
 
-    other = handlers.sae(session, 0, "", 11, 0)  # another feature: computed on demand for the same turn
-    assert "Feature **11**" in other[0] and session.sae_feature == 11
-    assert chat(handlers, "More", session)[-1][1].conversation.records[-1].probes[SAE_PROBE].feature == 11
-    with pytest.raises(gr.Error, match=r"`feature` must be an integer in \[0, 127\]"):
-        handlers.sae(session, 0, None, 500, 0)
+    other = session.sae_panel(0, "", "11", 0)  # another feature: computed on demand for the same turn
+    assert "Feature **11**" in other.summary and session.sae_feature == 11
+    chat(session, "More")
+    assert session.records[-1].probes[SAE_PROBE].feature == 11
+    with pytest.raises(InvalidParameterError, match=r"`feature` must be a whole number in \[0, 127\], but is 500"):
+        session.sae_panel(0, None, 500, 0)
+    with pytest.raises(InvalidParameterError, match=r"`position` must be a whole number in \[0, "):
+        session.sae_panel(0, None, 3, 10_000)
 
 
 def test_an_sae_for_another_model_is_explained_not_fatal(tiny_dirs, tmp_path):
     from tests.helpers import save_tiny_sae
 
     sae_dir = save_tiny_sae(tmp_path / "sae", d_in=32, layer=1)
-    handlers = Handlers(Settings(model_id=str(tiny_dirs["gemma3"]), max_new_tokens_limit=64, sae=str(sae_dir)))
-    handlers.sae_for(handlers.model(None), wait=True)
-    messages, session, status, _ = chat(handlers, "hello", None)[-1]
-    assert status.startswith("Turn 1:")  # chat works without the SAE
-    assert "pick an SAE trained on this model" in handlers.sae(session, 0, None, 0, 0)[0]
+    shared = Shared(Settings(model_id=str(tiny_dirs["gemma3"]), max_new_tokens_limit=64, sae=str(sae_dir)))
+    session = Session(shared)
+    shared.sae(session.model_id, wait=True)
+    assert chat(session, "hello")[-1].status.startswith("Turn 1:")  # chat works without the SAE
+    assert "pick an SAE trained on this model" in session.sae_panel(0).summary
 
 
 def test_catalog_sae_that_cannot_be_downloaded_is_explained(tiny_dirs, monkeypatch):
@@ -225,11 +324,17 @@ def test_catalog_sae_that_cannot_be_downloaded_is_explained(tiny_dirs, monkeypat
 
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     monkeypatch.setattr(sae_sources, "release_for", lambda model_id: release_for("google/gemma-3-270m"))
-    handlers = Handlers(Settings(model_id=str(tiny_dirs["gemma3"]), max_new_tokens_limit=64))
-    lsae, reason = handlers.sae_for(handlers.model(None), wait=True)
+    session = Session(Shared(Settings(model_id=str(tiny_dirs["gemma3"]), max_new_tokens_limit=64)))
+    lsae, reason = session.shared.sae(session.model_id, wait=True)
     assert lsae is None
     assert "Could not load the SAE gemma-scope-2-270m-pt-res / layer_9_width_16k_l0_medium" in reason
     assert "cannot be reached" in reason
-    messages, session, status, _ = chat(handlers, "hello", None)[-1]
-    assert status.startswith("Turn 1:")
-    assert reason == handlers.sae(session, 0, None, None, 0)[0]
+    assert chat(session, "hello")[-1].status.startswith("Turn 1:")
+    assert session.sae_panel(0).summary == reason
+
+
+def test_close_frees_the_stop_flag(session):
+    session.stop()
+    assert session._stop.is_set()
+    session.close()
+    assert not session._stop.is_set()

@@ -4,6 +4,7 @@ type a message, watch the reply stream in, open every tab and check it shows the
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -23,18 +24,23 @@ if not CHROMIUM.exists():
 
 
 @pytest.fixture(scope="module")
-def app_url(tmp_path_factory):
+def app(tmp_path_factory):
     # The SAE shipped for the embedded model (what the app falls back to offline), named directly so
     # the test doesn't wait for the Hub's retries.
     sae_dir = shipped_saes(EMBEDDED_MODEL_ID)[6]
     settings = Settings(model_id=EMBEDDED_MODEL_ID, max_new_tokens_limit=24, max_context_tokens=1024, sae=str(sae_dir))
     demo, url = launch(settings)
-    yield url
+    yield demo, url
     demo.close()
 
 
 @pytest.fixture(scope="module")
-def page(app_url):
+def app_url(app):
+    return app[1]
+
+
+@pytest.fixture(scope="module")
+def browser():
     from playwright.sync_api import sync_playwright
 
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
@@ -43,10 +49,15 @@ def page(app_url):
             executable_path=str(CHROMIUM),
             args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
         )
-        page = browser.new_page(viewport={"width": 1500, "height": 1000})
-        page.goto(app_url)
-        yield page
+        yield browser
         browser.close()
+
+
+@pytest.fixture(scope="module")
+def page(browser, app_url):
+    page = browser.new_page(viewport={"width": 1500, "height": 1000})
+    page.goto(app_url)
+    return page
 
 
 def test_chat_streams_and_every_tab_shows_the_turn(page):
@@ -116,3 +127,37 @@ def test_a_lab_runs_in_the_browser(page):
     finally:
         page.screenshot(path=SCREENSHOTS / "lab_tokenization.png", full_page=True)
     assert "⚠️" not in page.locator("#gi-labs").inner_text()
+
+
+def test_a_failed_model_load_keeps_the_chat_and_the_message_box(page):
+    bot = page.locator(".message.bot, [data-testid='bot']")
+    replies_before = bot.count()
+    assert replies_before >= 1  # the chat of the first test
+    box = page.get_by_placeholder("Type a message and press Enter")
+    box.fill("a message I am still writing")
+    picker = page.get_by_role("combobox", name="Model", exact=True)
+    picker.fill("/etc")
+    picker.press("Enter")
+    page.get_by_role("button", name="Load model").click()
+    status = page.locator("#gi-status")
+    page.get_by_text("holds no model", exact=False).first.wait_for(timeout=60_000)
+    page.screenshot(path=SCREENSHOTS / "failed_load.png")
+    assert "Still using embedded/gemma-3-270m" in status.inner_text()
+    assert bot.count() == replies_before  # the chat pane is as it was
+    assert box.input_value() == "a message I am still writing"
+
+
+def test_closing_a_tab_releases_its_session(browser, app):
+    demo, url = app
+    store = demo.gemma_inspector_store
+    before = set(store._sessions)
+    tab = browser.new_page()
+    tab.goto(url)
+    tab.get_by_text("layers", exact=False).first.wait_for(timeout=60_000)  # the model card: the session exists
+    (new,) = set(store._sessions) - before
+    tab.close()
+    for _ in range(300):  # Gradio sends the unload event once the page's heartbeat connection has closed
+        if new in store._released:
+            break
+        time.sleep(0.1)
+    assert new in store._released

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import json
 import warnings
 
 import gradio as gr
@@ -16,10 +15,10 @@ from transformers import AutoModelForCausalLM
 
 from inspectors.labs.presets import load_preset
 from inspectors.labs.registry import LABS, figure_slots
+from inspectors.session import Session, SessionStore, Shared
 from inspectors.settings import Settings
-from inspectors.ui.handlers import Handlers
-from inspectors.ui.labs import build_labs_tab, lab_inputs, make_runner
-from inspectors.ui.session import Session
+from inspectors.ui.api import Api
+from inspectors.ui.labs import build_labs_tab
 from tests.ui.conftest import free_port
 
 
@@ -31,10 +30,9 @@ def decode_array(value) -> np.ndarray:
     return np.asarray(value)
 
 
-def plot_data(output) -> list[dict] | None:
-    """The traces of a Plot output: an update ({'value': {'plot': ...}, 'visible': ...}) or a plain value."""
-    value = output.get("value", output) if isinstance(output, dict) and "plot" not in output else output
-    return json.loads(value["plot"])["data"] if value else None
+def traces(out: dict, index: int = 0) -> list[dict]:
+    """The traces of the lab's figure `index`, as the API returns it (plotly JSON)."""
+    return out["figures"][index]["plotly"]["data"]
 
 
 @pytest.fixture(scope="module")
@@ -44,10 +42,10 @@ def settings(tiny_dirs):
 
 @pytest.fixture(scope="module")
 def app(settings):
-    handlers = Handlers(settings)
+    store = SessionStore(Shared(settings))
     with gr.Blocks() as demo:
-        session = gr.State(None)
-        tabs = build_labs_tab(session, handlers.model)
+        Api(store).register()
+        tabs = build_labs_tab(store)
     demo.queue()
     port = free_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
@@ -62,7 +60,7 @@ def client(app):
 
 @pytest.fixture(scope="module")
 def lm(settings):
-    return Handlers(settings).model(None)
+    return Shared(settings).model(settings.model_id)
 
 
 @pytest.fixture(scope="module")
@@ -92,15 +90,16 @@ def test_one_tab_and_endpoint_per_lab_with_preset_inputs(app, client):
 
 def test_tokenization_table_is_the_tokenizers(client, lm):
     sentence = "Professor Hung-yi Lee's  course,\ttokenized!"
-    summary, data, plot = client.predict(sentence=sentence, api_name="/lab_tokenization")
+    out = client.predict(sentence=sentence, api_name="/lab_tokenization")
+    data = out["result"]
     ids = lm.tokenizer.encode(sentence, add_special_tokens=False)
     assert data["ids"] == ids
     assert data["tokens"] == lm.tokenizer.convert_ids_to_tokens(ids)
-    table = plot_data(plot)[0]
+    table = traces(out)[0]
     assert table["type"] == "table"
     assert [int(x) for x in decode_array(table["cells"]["values"][1])] == ids
     for token_id in ids:
-        assert f"| {token_id} |" in summary
+        assert f"| {token_id} |" in out["summary"]
 
 
 def test_sampling_matches_greedy_and_nltk(client, lm):
@@ -115,7 +114,8 @@ def test_sampling_matches_greedy_and_nltk(client, lm):
         "smoothing": "method1",
         "course_variant": False,
     }
-    summary, data, *plots = client.predict(**inputs, api_name="/lab_sampling")
+    out = client.predict(**inputs, api_name="/lab_sampling")
+    data = out["result"]
     assert data["seed"] == 11 and list(data["settings"]) == ["top_k=1", "top_k=50"]
     # top_k=1 is greedy: an independent greedy generate from <bos> + the prompt
     ids = torch.tensor([[lm.tokenizer.bos_token_id, *lm.tokenizer(prompt, add_special_tokens=False)["input_ids"]]])
@@ -138,16 +138,16 @@ def test_sampling_matches_greedy_and_nltk(client, lm):
         for i, s in enumerate(samples)
     ]
     assert data["settings"]["top_k=50"]["self_bleu"] == pytest.approx(float(np.mean(per_sample)), abs=1e-9)
-    again = client.predict(**inputs, api_name="/lab_sampling")[1]
+    again = client.predict(**inputs, api_name="/lab_sampling")["result"]
     assert again["settings"]["top_k=50"]["samples"] == samples  # same seed, same samples
-    assert plot_data(plots[0])
-    assert "top_k=50" in summary
+    assert traces(out) and "top_k=50" in out["summary"]
 
 
 def test_attention_generation_matches_an_eager_forward(client, lm, eager_copy):
-    summary, data, plot = client.predict(
+    out = client.predict(
         prompt="Google", max_new_tokens=4, layer=1, head=2, course_variant=False, api_name="/lab_attention_generation"
     )
+    data = out["result"]
     ids = torch.tensor([lm.tokenizer("Google")["input_ids"]])
     with torch.no_grad():
         greedy = eager_copy.generate(ids, do_sample=False, max_new_tokens=4, top_k=None, top_p=None)
@@ -155,64 +155,66 @@ def test_attention_generation_matches_an_eager_forward(client, lm, eager_copy):
     assert data["token_ids"] == greedy[0].tolist()
     expected = attentions[1][0, 2].numpy()
     np.testing.assert_allclose(np.asarray(data["attention"]), expected, atol=5e-4)  # kept as float16
-    heatmap = plot_data(plot)[0]
+    heatmap = traces(out)[0]
     np.testing.assert_allclose(decode_array(heatmap["z"]).astype(float), expected, atol=5e-4)
     assert data["layer"] == 1 and data["head"] == 2
 
 
 def test_bad_inputs_come_back_as_a_message_in_the_tab(client):
-    summary, data, plot = client.predict(sentence="   ", api_name="/lab_tokenization")
-    assert summary.startswith("⚠️") and "sentence" in summary and data is None
-    summary, data, *_ = client.predict(
+    out = client.predict(sentence="   ", api_name="/lab_tokenization")
+    assert out["summary"].startswith("⚠️") and "sentence" in out["summary"] and out["result"] is None
+    out = client.predict(
         prompt="x", settings="top_k=abc", n_samples=2, max_new_tokens=2, temperature=1, seed=0,
         smoothing="", course_variant=False, api_name="/lab_sampling",
     )  # fmt: skip
-    assert summary.startswith("⚠️") and "top_k must be a whole number" in summary and data is None
-    summary, data, *_ = client.predict(
+    assert out["summary"].startswith("⚠️") and "top_k must be a whole number" in out["summary"]
+    assert out["result"] is None
+    out = client.predict(
         prompt_a="a", prompt_b="b", sentence="Time travel.", token_index=1, feature=None, layer=None,
         across_layers="1, two", skip_bos=True, course_variant=False, api_name="/lab_sae",
     )  # fmt: skip
-    assert "`across_layers` must be ints separated by commas" in summary
-    summary, *_ = client.predict(
+    assert "`across_layers` must be whole numbers separated by commas" in out["summary"]
+    out = client.predict(
         prompt_a="a", prompt_b="b", sentence="Time travel.", token_index=1, feature="ten", layer="",
         across_layers="", skip_bos=True, course_variant=False, api_name="/lab_sae",
     )  # fmt: skip
-    assert "`feature` must be a number" in summary
-    summary, data, *plots = client.predict(
+    assert "`feature` must be a whole number, but is 'ten'" in out["summary"]
+    out = client.predict(
         prompt_a="a", prompt_b="b", sentence="Time travel.", token_index=1, feature="", layer="",
         across_layers="", skip_bos=True, course_variant=False, api_name="/lab_sae",
     )  # fmt: skip
-    assert summary.startswith("**No SAE for this model.**") and data["unavailable"] in summary
-    assert data["settings"]["feature"] is None and not any(plot_data(p) for p in plots)
+    data = out["result"]
+    assert out["summary"].startswith("**No SAE for this model.**") and data["unavailable"] in out["summary"]
+    assert data["settings"]["feature"] is None and out["figures"] == []
     # the app still serves the next request
-    assert client.predict(sentence="ok", api_name="/lab_tokenization")[1]["ids"]
+    assert client.predict(sentence="ok", api_name="/lab_tokenization")["result"]["ids"]
 
 
 def test_a_lab_runs_on_the_sessions_current_model(settings, tiny_dirs):
-    handlers = Handlers(settings)
-    fields = lab_inputs("tokenization")
-    with gr.Blocks():  # components need a Blocks to be made in
-        runner = make_runner("tokenization", fields, handlers.model, 1)
     calls = []
 
-    def progress(fraction, desc=None):
-        calls.append((fraction, desc))
+    def progress(fraction, message):
+        calls.append((fraction, message))
 
-    other = Session(model_id=str(tiny_dirs["gemma2"]))
+    session = Session(Shared(settings))
+    inputs = {"prompt": "Google", "max_new_tokens": 2, "layer": 1, "head": 0}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        _, data, _ = runner(other, "Hello there", progress)
-        _, default, _ = runner(None, "Hello there", progress)
-    assert data["model_id"] == str(tiny_dirs["gemma2"]) and default["model_id"] == str(tiny_dirs["gemma3"])
+        default = session.lab_panel("attention_generation", inputs, progress)
+        assert session.load_model(str(tiny_dirs["gemma2"])).ok
+        other = session.lab_panel("attention_generation", inputs)
+    assert default.result["model_id"] == str(tiny_dirs["gemma3"])
+    assert other.result["model_id"] == str(tiny_dirs["gemma2"])
+    assert calls and calls[-1][0] == 1.0  # the lab's progress reached the caller
 
 
 def test_embeddings_sentences_come_from_the_editable_table(client, lm):
     rows = [["I ate a fresh apple.", "fruit"], ["Apple released the new iPhone.", "company"], ["", ""]]
     rows += [["Banana is my favorite fruit.", "fruit"], ["Microsoft announced a new update.", "company"]]
-    _, data, *_ = client.predict(
+    data = client.predict(
         sentences={"headers": ["text", "sense"], "data": rows}, layer=-1, pooling="mean", include_bos=True,
         course_variant=False, perplexity=2, seed=42, api_name="/lab_embeddings",
-    )  # fmt: skip
+    )["result"]  # fmt: skip
     kept = [row for row in rows if row[0]]  # an emptied row is a removed row
     assert [(s["text"], s["sense"]) for s in data["sentences"]] == [tuple(row) for row in kept]
     assert [s["n_tokens"] for s in data["sentences"]] == [len(lm.tokenizer(text)["input_ids"]) for text, _ in kept]

@@ -1,0 +1,175 @@
+"""The API: every action and every tab as a named endpoint that takes raw values and returns JSON.
+
+The endpoints are declared with `gr.api` rather than on the UI's widgets, so a value is never refused
+by a widget's own checks (a slider's stale maximum, a number box that cannot parse "abc") before the
+session can say what was wrong. Each is a thin adapter to the request's `Session`; state is kept per
+client session, so call `/chat` first. (No `from __future__ import annotations` here: Gradio reads
+these signatures' types at run time to describe the API.)
+"""
+
+import inspect
+from typing import Any
+
+import gradio as gr
+
+from inspectors.labs.inputs import BOOL, FLOAT, INT, LINES, NUMBERS, TABLE, lab_inputs
+from inspectors.labs.registry import LABS
+from inspectors.session import Session, SessionStore
+from inspectors.ui.common import arrived_at, session_of, shown_errors
+from inspectors.ui.inspect import VIEWS
+from inspectors.ui.labs import LABS_GROUP
+
+Number = int | float | str  # what a client may send where a number is meant; the session checks it
+OptionalNumber = int | float | str | None
+
+
+class Api:
+    def __init__(self, store: SessionStore):
+        self.store = store
+
+    def session(self, request: gr.Request) -> Session:
+        return session_of(self.store, request)
+
+    # ---- chat -------------------------------------------------------------------------------------------
+    def chat(
+        self,
+        message: str,
+        system_prompt: str = "",
+        temperature: Number = 0,
+        top_k: Number = 0,
+        top_p: Number = 1,
+        max_new_tokens: Number = 64,
+        seed: OptionalNumber = None,
+        request: gr.Request = None,
+    ) -> dict:  # a generator: each streamed update, then the final one ({"done": true})
+        """Send a message and stream the reply: {messages, status, message_box, done}."""
+        session = self.session(request)
+        controls = (system_prompt, temperature, top_k, top_p, max_new_tokens, seed)
+        for update in session.send(message, *controls, submitted_at=arrived_at(request)):
+            yield update.api()
+
+    def retry(
+        self,
+        system_prompt: str = "",
+        temperature: Number = 0,
+        top_k: Number = 0,
+        top_p: Number = 1,
+        max_new_tokens: Number = 64,
+        seed: OptionalNumber = None,
+        request: gr.Request = None,
+    ) -> dict:  # a generator, as /chat
+        """Regenerate the last reply; if that fails, the previous reply is kept."""
+        controls = (system_prompt, temperature, top_k, top_p, max_new_tokens, seed)
+        for update in self.session(request).retry(*controls):
+            yield update.api()
+
+    def undo(self, request: gr.Request = None) -> dict:
+        """Remove the last exchange; its message comes back as message_box."""
+        return self.session(request).undo().api()
+
+    def clear(self, request: gr.Request = None) -> dict:
+        """Start the conversation afresh (the system prompt stays)."""
+        return self.session(request).clear().api()
+
+    def stop(self, request: gr.Request = None) -> str:
+        """Stop this session's reply, streaming or still queued (a queued /chat job can also be cancelled)."""
+        return self.session(request).stop()
+
+    @shown_errors
+    def load_model(self, model_id: str, request: gr.Request = None) -> dict:
+        """Switch this session's model; the conversation is kept either way: {ok, status, model_id}."""
+        switch = self.session(request).load_model(model_id)
+        return {"ok": switch.ok, "status": switch.status, "model_id": switch.model_id}
+
+    # ---- inspection -------------------------------------------------------------------------------------
+    @shown_errors
+    def turns(self, request: gr.Request = None) -> list:
+        """[label, turn] of every turn; turns are 0-based."""
+        return [[label, index] for label, index in self.session(request).turn_choices()]
+
+    @shown_errors
+    def inspect_prompt(self, turn: OptionalNumber = None, request: gr.Request = None) -> dict:
+        """The turn's exact templated prompt and its warnings (turn empty: the latest)."""
+        return self.session(request).prompt_panel(turn).api()
+
+    @shown_errors
+    def inspect_tokens(self, turn: OptionalNumber = None, request: gr.Request = None) -> dict:
+        """Every token of the turn: [position, id, token, part]."""
+        return self.session(request).tokens_panel(turn).api()
+
+    @shown_errors
+    def next_token(self, turn: OptionalNumber = None, step: Number = 0, request: gr.Request = None) -> dict:
+        """One generation step's top candidates, raw and after the sampling settings."""
+        return self.session(request).next_token_panel(turn, step).api()
+
+    @shown_errors
+    def attention(
+        self,
+        turn: OptionalNumber = None,
+        layer: OptionalNumber = None,
+        head: Number = "mean",
+        query_start: Number = 0,
+        request: gr.Request = None,
+    ) -> dict:
+        """One head's (or the mean's) attention rows for up to 256 queries from query_start."""
+        return self.session(request).attention_panel(turn, layer, head, query_start).api()
+
+    @shown_errors
+    def sae(
+        self,
+        turn: OptionalNumber = None,
+        layer: OptionalNumber = None,
+        feature: OptionalNumber = None,
+        position: Number = 0,
+        request: gr.Request = None,
+    ) -> dict:
+        """A feature's activation on every token, and the top features at a position."""
+        return self.session(request).sae_panel(turn, layer, feature, position).api()
+
+    @shown_errors
+    def search_features(self, query: str, layer: OptionalNumber = None, request: gr.Request = None) -> dict:
+        """Features of a shipped SAE whose top contexts fire on the query's words."""
+        return self.session(request).search_panel(query, layer).api()
+
+    @shown_errors
+    def tokenize(self, text: str, request: gr.Request = None) -> list:
+        """[position, id, token] of any text under the session's model's tokenizer."""
+        return self.session(request).tokenize(text)
+
+    # ---- registration -----------------------------------------------------------------------------------
+    def register(self) -> None:
+        """Declare every endpoint inside the current Blocks."""
+        chat = {"concurrency_id": "chat", "concurrency_limit": 1}
+        gr.api(self.chat, api_name="chat", **chat)
+        gr.api(self.retry, api_name="retry", **chat)
+        gr.api(self.undo, api_name="undo", queue=False)
+        gr.api(self.clear, api_name="clear", queue=False)
+        gr.api(self.stop, api_name="stop", queue=False)
+        gr.api(self.load_model, api_name="load_model", concurrency_id="models", concurrency_limit=1)
+        for fn in (self.turns, self.inspect_prompt, self.inspect_tokens, self.next_token, self.attention, self.sae):
+            gr.api(fn, api_name=fn.__name__, concurrency_id=VIEWS)
+        gr.api(self.search_features, api_name="search_features", concurrency_id="search", concurrency_limit=2)
+        gr.api(self.tokenize, api_name="tokenize", concurrency_id=VIEWS)
+        for lab in LABS:
+            gr.api(self.lab_endpoint(lab), api_name=f"lab_{lab}", concurrency_id=LABS_GROUP, concurrency_limit=1)
+
+    def lab_endpoint(self, lab: str) -> Any:
+        """/lab_<lab>: its preset's keys as parameters (each optional: left out, the preset's value)."""
+        specs = lab_inputs(lab)
+        hints = {BOOL: bool | str, INT: OptionalNumber, FLOAT: OptionalNumber, NUMBERS: str | list | None,
+                 LINES: str | list | None, TABLE: dict | list | None}  # fmt: skip
+
+        def run(*args: Any) -> dict:
+            values, request = args[: len(specs)], args[len(specs)]
+            raw = {spec.name: value for spec, value in zip(specs, values, strict=True)}
+            return self.session(request).lab_panel(lab, raw).api()
+
+        keyword = inspect.Parameter.POSITIONAL_OR_KEYWORD
+        # a parameter left out takes the preset's value (the client fills in these defaults)
+        parameters = [inspect.Parameter(s.name, keyword, default=s.default) for s in specs]
+        parameters.append(inspect.Parameter("request", keyword, default=None, annotation=gr.Request))
+        run.__signature__ = inspect.Signature(parameters, return_annotation=dict)  # type: ignore[attr-defined]
+        run.__annotations__ = {s.name: hints.get(s.kind, str | None) for s in specs} | {"request": gr.Request}
+        run.__name__ = f"lab_{lab}"
+        run.__doc__ = f"Run the lab {lab!r} on the session's model: {{lab, summary, result, figures}}."
+        return run

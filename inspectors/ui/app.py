@@ -1,0 +1,144 @@
+"""The Gradio app: the chat column beside the inspection tabs, the Labs below, and the API.
+
+Building loads no model: the page is served at once, and the session's model loads on first use (the
+page's load event shows its card). Wiring only; every handler is a thin adapter to the request's
+`Session`, in its own concurrency group, so a search or a lab never holds up anyone's chat.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import gradio as gr
+
+from inspectors.session import SessionStore, Shared
+from inspectors.settings import Settings
+from inspectors.ui.api import Api
+from inspectors.ui.chat import ChatColumn
+from inspectors.ui.common import GradioProgress, arrived_at, session_of, shown_errors, with_request
+from inspectors.ui.inspect import InspectArea
+from inspectors.ui.labs import build_labs_tab
+from inspectors.views.model import model_card
+
+CHAT = "chat"  # one reply at a time: generation holds the shared model's lock anyway
+
+
+def build_app(settings: Settings | None = None, store: SessionStore | None = None) -> gr.Blocks:
+    settings = settings or Settings.load()
+    store = store or SessionStore(Shared(settings))
+    with gr.Blocks(title="Gemma Inspector") as demo:
+        Api(store).register()  # first, so the API's endpoints keep their names (the UI's events are private)
+        with gr.Row():
+            with gr.Column(scale=5):
+                chat = ChatColumn(settings)
+            with gr.Column(scale=6):
+                area = InspectArea(settings, store)
+        with gr.Accordion("Labs: the course's experiments, rerun on the current model", open=False, elem_id="gi-labs"):
+            build_labs_tab(store)
+        _wire(demo, store, chat, area)
+        demo.unload(_released(store))
+    demo.queue(max_size=64, default_concurrency_limit=4)
+    demo.gemma_inspector_store = store  # tests and app.py reach the sessions through the app
+    return demo
+
+
+def _wire(demo: gr.Blocks, store: SessionStore, chat: ChatColumn, area: InspectArea) -> None:
+    private = {"api_visibility": "private"}
+    area.wire()
+
+    def send(message: str, *controls: Any, request: gr.Request) -> Iterator[tuple]:
+        session = session_of(store, request)
+        for update in session.send(message, *controls, submitted_at=arrived_at(request)):
+            yield update.messages, update.status, update.box
+
+    def retry(*controls: Any, request: gr.Request) -> Iterator[tuple]:
+        for update in session_of(store, request).retry(*controls):
+            yield update.messages, update.status, update.box
+
+    def undo(request: gr.Request) -> tuple:
+        update = session_of(store, request).undo()
+        return update.messages, update.status, update.box
+
+    def clear(request: gr.Request) -> tuple:
+        update = session_of(store, request).clear()
+        return update.messages, update.status, update.box
+
+    def stop(request: gr.Request) -> str:
+        return session_of(store, request).stop()
+
+    for trigger in (chat.message.submit, chat.send.click):
+        event = trigger(
+            with_request(send, 1 + len(chat.controls)), [chat.message, *chat.controls], chat.outputs,
+            concurrency_id=CHAT, concurrency_limit=1, **private,
+        )  # fmt: skip
+        area.after(event)
+    retried = chat.retry.click(
+        with_request(retry, len(chat.controls)),
+        chat.controls,
+        chat.outputs,
+        concurrency_id=CHAT,
+        concurrency_limit=1,
+        **private,
+    )
+    area.after(retried)
+    area.after(chat.undo.click(undo, None, chat.outputs, queue=False, **private))
+    area.after(chat.clear.click(clear, None, chat.outputs, queue=False, **private))
+    chat.stop.click(stop, None, chat.status, queue=False, **private)
+
+    model_outputs = [chat.status, chat.card, chat.model_picker]
+    loaded = chat.load_button.click(
+        _load_model(store), [chat.model_picker], model_outputs, concurrency_id="models", concurrency_limit=1, **private
+    )
+    # the chat pane is left as it is: a failed load changes nothing, a successful one keeps the history
+    area.after(loaded.then(_model_controls(store, area), None, _model_control_outputs(area), **private))
+
+    demo.load(_page_loaded(store), None, [chat.card, chat.model_picker, chat.chatbot], **private).then(
+        _model_controls(store, area), None, _model_control_outputs(area), **private
+    )
+
+
+def _load_model(store: SessionStore) -> Any:
+    @shown_errors
+    def load_model(model_id: str, progress: gr.Progress = gr.Progress(), request: gr.Request = None) -> tuple:  # noqa: B008
+        session = session_of(store, request)
+        switch = session.load_model(model_id, GradioProgress(progress))
+        return switch.status, model_card(session.model()), switch.model_id
+
+    return load_model
+
+
+def _page_loaded(store: SessionStore) -> Any:
+    @shown_errors
+    def page_loaded(request: gr.Request) -> tuple:
+        """A new tab: its session's model (loaded here on the first visit), its card and its chat so far."""
+        session = session_of(store, request)
+        return model_card(session.model()), session.model_id, session.chat_messages()
+
+    return page_loaded
+
+
+def _model_control_outputs(area: InspectArea) -> list[Any]:
+    return [area.attention.layer, area.attention.head, area.sae.layer]
+
+
+def _model_controls(store: SessionStore, area: InspectArea) -> Any:
+    @shown_errors
+    def model_controls(request: gr.Request) -> tuple:
+        """Widget ranges that follow the session's model: attention layers and heads, SAE layers."""
+        session = session_of(store, request)
+        lm = session.model()
+        return (
+            gr.Slider(maximum=max(1, lm.n_layers - 1), value=lm.n_layers // 2),
+            gr.Dropdown(choices=["mean", *map(str, range(lm.n_heads))], value="mean"),
+            area.sae.layer_choices(session),
+        )
+
+    return model_controls
+
+
+def _released(store: SessionStore) -> Any:
+    def released(request: gr.Request) -> None:
+        store.release(getattr(request, "session_hash", None))
+
+    return released
