@@ -63,7 +63,7 @@ def measure(turns: int = 5) -> dict:
             page.goto(url)
             page.get_by_text("layers", exact=False).first.wait_for(timeout=120_000)  # model card: model loaded
             box = page.get_by_placeholder("Type a message and press Enter")
-            prompt_box = page.get_by_label("Exact templated prompt")
+            prompt_box = page.locator("#gi-prompt-text textarea")
             status = page.locator("#gi-status")
             session = None
             for i in range(turns + 1):  # the first turn warms up (SAE loading, first forward passes)

@@ -19,7 +19,12 @@ class PromptTab:
             self.marked = gr.HTML(EMPTY_TURN)
             # A Textbox, not gr.Code: Code strips the trailing newline the model actually saw.
             self.text = gr.Textbox(
-                label="Exact templated prompt", lines=6, max_lines=30, buttons=["copy"], interactive=False
+                label="Exact templated prompt",
+                lines=6,
+                max_lines=30,
+                buttons=["copy"],
+                interactive=False,
+                elem_id="gi-prompt-text",
             )
         self.controls: list[Any] = []
         self.outputs = [self.notes, self.marked, self.text]
