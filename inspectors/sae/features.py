@@ -12,6 +12,7 @@ import functools
 import gzip
 import json
 import re
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,8 +65,16 @@ class FeatureIndex:
             )
             for i, entry in enumerate(data["features"])
         )
-        self._token_words = [[_words(c.token) for c in card.contexts] for card in self.cards]
-        self._nearby_words = [[set(_words(c.left + c.token + c.right)) for c in card.contexts] for card in self.cards]
+        # Inverted indexes, built once: a query costs a scan of the distinct token words plus its postings,
+        # not a pass over every feature's every context.
+        self._token_postings: dict[str, set[tuple[int, int]]] = defaultdict(set)  # token word -> (card, context)
+        self._nearby_postings: dict[str, set[tuple[int, int]]] = defaultdict(set)  # context word -> (card, context)
+        for i, card in enumerate(self.cards):
+            for j, c in enumerate(card.contexts):
+                for word in _words(c.token):
+                    self._token_postings[word].add((i, j))
+                for word in set(_words(c.left + c.token + c.right)):
+                    self._nearby_postings[word].add((i, j))
 
     @classmethod
     def load(cls, path: str | Path) -> FeatureIndex:
@@ -79,23 +88,36 @@ class FeatureIndex:
         return self.cards[feature]
 
     def search(self, query: str, limit: int = 10) -> list[SearchHit]:
-        """Features ranked by how strongly their top contexts fire on (or near) the query's words."""
+        """Features ranked by how strongly their top contexts fire on (or near) the query's words.
+
+        A context scores TOKEN_HIT per query word its token matches (see `_matches`), else NEARBY_HIT per
+        word in its surrounding text, times its activation relative to the feature's maximum; a feature's
+        score is the mean over its contexts and the query's words."""
         words = _words(query)
         if not words:
             return []
-        hits = []
-        for card, token_words, nearby in zip(self.cards, self._token_words, self._nearby_words, strict=True):
-            score, best, best_context = 0.0, 0.0, None
-            for context, tokens, around in zip(card.contexts, token_words, nearby, strict=True):
-                weight = context.act / card.max_act if card.max_act > 0 else 0.0
-                matched = sum(TOKEN_HIT if _matches(w, tokens) else NEARBY_HIT if w in around else 0.0 for w in words)
-                score += weight * matched
-                if weight * matched > best:
-                    best, best_context = weight * matched, context
-            if score > 0:
-                hits.append(SearchHit(card.feature, score / (len(words) * max(1, len(card.contexts))), best_context))
-        hits.sort(key=lambda hit: (-hit.score, hit.feature))
-        return hits[:limit]
+        matched: dict[tuple[int, int], float] = defaultdict(float)  # (card, context) -> hits of the query
+        for word, count in Counter(words).items():
+            on_token = set().union(*(p for t, p in self._token_postings.items() if _matches(word, [t])))
+            for key in on_token:
+                matched[key] += count * TOKEN_HIT
+            for key in self._nearby_postings.get(word, set()) - on_token:
+                matched[key] += count * NEARBY_HIT
+        by_card: dict[int, list[tuple[float, int]]] = defaultdict(list)  # card -> (score, context index)
+        for (i, j), hits in matched.items():
+            card = self.cards[i]
+            weight = card.contexts[j].act / card.max_act if card.max_act > 0 else 0.0
+            if weight * hits > 0:
+                by_card[i].append((weight * hits, j))
+        results = []
+        for i, scored in by_card.items():
+            card = self.cards[i]
+            best = min(scored, key=lambda item: (-item[0], item[1]))[1]  # the strongest; the first of equals
+            total = sum(value for value, _ in scored)
+            n = len(words) * max(1, len(card.contexts))
+            results.append(SearchHit(card.feature, total / n, card.contexts[best]))
+        results.sort(key=lambda hit: (-hit.score, hit.feature))
+        return results[:limit]
 
 
 @functools.cache

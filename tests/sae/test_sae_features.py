@@ -96,3 +96,40 @@ def test_no_release_and_nothing_shipped_says_what_to_do(tiny_lm):
 def test_shipped_sae_without_a_release_is_used_directly(shipped_root, tiny_lm):
     lsae = sae_sources.open_sae(tiny_lm)
     assert lsae.layer == 1 and lsae.note.startswith("Showing the project's own SAE")
+
+
+def brute_force_search(index, query: str, limit: int = 10):
+    """The search's definition, feature by feature and context by context (the inverted index must agree)."""
+    from inspectors.sae.features import NEARBY_HIT, TOKEN_HIT, SearchHit, _matches, _words
+
+    words = _words(query)
+    hits = []
+    for card in index.cards:
+        score, best, best_context = 0.0, 0.0, None
+        for context in card.contexts:
+            tokens, around = _words(context.token), set(_words(context.left + context.token + context.right))
+            weight = context.act / card.max_act if card.max_act > 0 else 0.0
+            matched = sum(TOKEN_HIT if _matches(w, tokens) else NEARBY_HIT if w in around else 0.0 for w in words)
+            score += weight * matched
+            if weight * matched > best:
+                best, best_context = weight * matched, context
+        if score > 0:
+            hits.append(SearchHit(card.feature, score / (len(words) * max(1, len(card.contexts))), best_context))
+    hits.sort(key=lambda hit: (-hit.score, hit.feature))
+    return hits[:limit]
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["travel", "time travel", "Time TRAVEL time", "the history of the roman empire", "trav", "water river sea", "1990"],
+)
+def test_the_indexed_search_equals_the_brute_force_definition(query):
+    from inspectors.sae.features import index_for
+    from inspectors.sae.sources import shipped_saes
+    from inspectors.settings import EMBEDDED_MODEL_ID
+
+    index = index_for(str(shipped_saes(EMBEDDED_MODEL_ID)[6]))
+    fast, slow = index.search(query, 15), brute_force_search(index, query, 15)
+    assert [h.feature for h in fast] == [h.feature for h in slow]
+    assert [h.score for h in fast] == pytest.approx([h.score for h in slow], rel=1e-12)
+    assert [h.example for h in fast] == [h.example for h in slow]
