@@ -1,7 +1,8 @@
 """One user's session: the one door from the UI or the API into the engine.
 
 A Session owns what belongs to one user: the conversation and the record of each turn, the model it
-chats with, its SAE layer and feature, its stop flag, the turn it inspects and the tab it looks at.
+chats with, its SAE layer and feature, its stop flag and the tab it looks at. The turn to inspect is
+named in every call (empty: the latest), so no hidden "current turn" can disagree with the picker.
 It takes raw values (anything a widget or an API client sends), checks them in one place
 (`inspectors.inputs`) and calls the engine only through `inspectors.engine.calls`, whose functions take
 and return plain data, so on a ZeroGPU Space they run in a GPU worker while the session, here in the
@@ -64,7 +65,6 @@ class Session:
         self.conversation = Conversation()
         self.sae_layer: int | None = None  # None: the model's default SAE layer
         self.sae_feature: int | None = None  # None: the SAE's default feature
-        self.selected_turn: int | None = None  # None: the latest
         self.visible_tab = TABS[0]
         self.last_used = time.monotonic()
         self._stop = StopSignal.new()
@@ -158,7 +158,6 @@ class Session:
                     yield ChatUpdate([*pending, reply], "Generating…", "", done=False)
                 else:
                     self.conversation.append(request[-1]["content"], progress.record)
-                    self.selected_turn = None
             yield self._update(turn_status(self.records))
         except InspectorError as err:
             log.info("session %s: chat refused: %s", self.id, err)
@@ -198,7 +197,6 @@ class Session:
                 return self._update("Nothing to undo.", ok=False)
             last_user = self.conversation.messages[-2]["content"]
             self.conversation.undo()
-            self.selected_turn = None
             return self._update("Removed the last turn.", last_user)
         finally:
             self._end()
@@ -225,7 +223,6 @@ class Session:
             return self._update(f"⚠️ {BUSY}", ok=False)
         try:
             self.conversation = Conversation(system_prompt=self.conversation.system_prompt)
-            self.selected_turn = None
             return self._update("Conversation cleared.")
         finally:
             self._end()

@@ -135,3 +135,11 @@ def test_typed_control_tokens_are_flagged(tokenizer):
     # and it really is the control token: a second <start_of_turn> id appears inside the user turn
     assert built.ids.count(tokenizer.convert_tokens_to_ids("<start_of_turn>")) == 3
     assert build_prompt(tokenizer, GEMMA3, CONVERSATION, 1000).warnings == []
+
+
+def test_a_conversation_without_a_system_prompt_accepts_none():
+    from inspectors.engine.conversation import Conversation
+
+    assert Conversation(system_prompt=None).request("hi") == [{"role": "user", "content": "hi"}]
+    assert Conversation(system_prompt="  ").request("hi") == [{"role": "user", "content": "hi"}]
+    assert Conversation(system_prompt="Be brief.").request("hi")[0] == {"role": "system", "content": "Be brief."}
