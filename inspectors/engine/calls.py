@@ -24,12 +24,14 @@ from inspectors.engine.sampling import SamplingParams
 from inspectors.engine.stop import StopSignal
 from inspectors.settings import Settings
 
-# GPU seconds reserved per call on ZeroGPU (its quota is counted in reserved seconds, so keep them tight).
-# Decoding runs at tens of tokens a second on a ZeroGPU slice; the margin covers the prefill and capture.
-REPLY_BASE_S, REPLY_PER_TOKEN_S, REPLY_MAX_S = 15, 0.1, 120
-VIEW_S = 20
-LAB_S = {"tokenization": 10, "multiturn": 60, "template_vs_none": 60, "sampling": 120, "embeddings": 40}
-LAB_DEFAULT_S = 60
+# GPU seconds reserved per call on ZeroGPU. A visitor's daily quota is a few minutes and is charged by the
+# reservation, so each call asks for what its work needs: a 2B model decodes tens of tokens a second on a
+# ZeroGPU slice, with the capture; 0.05 s a token leaves a margin, the base covers the prefill.
+DECODE_S_PER_TOKEN = 0.05
+REPLY_BASE_S, REPLY_MAX_S = 10, 120
+VIEW_S = 20  # one forward pass over a finished turn
+LAB_BASE_S = {"tokenization": 5, "embeddings": 20, "sae": 60}  # the SAE lab may read several layers' SAEs
+LAB_BASE_DEFAULT_S, LAB_MAX_S = 10, 180
 
 
 @dataclass(frozen=True)
@@ -44,7 +46,7 @@ class ModelRef:
 
 
 def reply_seconds(model: ModelRef, messages: Any, params: SamplingParams, *args: Any, **kwargs: Any) -> int:
-    return int(min(REPLY_MAX_S, REPLY_BASE_S + REPLY_PER_TOKEN_S * params.max_new_tokens))
+    return int(min(REPLY_MAX_S, REPLY_BASE_S + DECODE_S_PER_TOKEN * params.max_new_tokens))
 
 
 @gpu(duration=reply_seconds)
@@ -84,8 +86,17 @@ def sae_activations(model: ModelRef, sae_layer: int | None, record: TurnRecord, 
     return turn_activations(lm, open_sae(lm, sae_layer), record, feature)
 
 
-def lab_seconds(model: ModelRef, lab: str, *args: Any, **kwargs: Any) -> int:
-    return LAB_S.get(lab, LAB_DEFAULT_S)
+def lab_seconds(model: ModelRef, lab: str, inputs: dict[str, Any], *args: Any, **kwargs: Any) -> int:
+    """The lab's decoding (sequential tokens: sampling's samples are one batch) plus a base for the rest."""
+    new_tokens = int(inputs.get("max_new_tokens") or 0)
+    sequential = {
+        "template_vs_none": 2 * new_tokens,  # with and without the template
+        "multiturn": len(inputs.get("user_turns") or []) * new_tokens,
+        "sampling": len(inputs.get("settings") or []) * new_tokens,
+        "attention_generation": new_tokens,
+    }.get(lab, 0)
+    base = LAB_BASE_S.get(lab, LAB_BASE_DEFAULT_S)
+    return int(min(LAB_MAX_S, base + DECODE_S_PER_TOKEN * sequential))
 
 
 @gpu(duration=lab_seconds)

@@ -18,8 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
 
+from inspectors.engine.devices import needs_model_type, resolve_device, resolve_dtype
+from inspectors.engine.gpu import on_zero_gpu
 from inspectors.engine.templating import GEMMA_TEMPLATE_FILE, gemma_chat_template
 from inspectors.errors import ModelLoadError
 from inspectors.settings import EMBEDDED_MODEL_ID, Settings
@@ -47,6 +49,7 @@ class LoadedModel:
     dtype: torch.dtype
     context_limit: int  # max tokens of prompt + reply
     settings: Settings = field(default_factory=Settings, repr=False)
+    dtype_note: str = ""  # why this dtype (shown beside the model's name)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
@@ -120,8 +123,9 @@ def load_model(
         raise ModelLoadError(
             f"{model_id!r} is not offered on this deployment; choose one of {settings.allowed_model_ids}."
         )
-    device, dtype = resolve_device_dtype(settings)
-    key = (model_id, str(device), str(dtype), settings.load_in_4bit, str(settings.cache_dir))
+    device = resolve_device(settings)
+    # the dtype follows from these (and the architecture, on a GPU without native bfloat16)
+    key = (model_id, str(device), settings.dtype, settings.load_in_4bit, str(settings.cache_dir))
     with _loaded_lock:
         shared = _loaded.get(key)
         lock = _loading_locks.setdefault(key, threading.Lock())
@@ -129,7 +133,7 @@ def load_model(
         with lock:
             shared = _loaded.get(key)
             if shared is None:
-                shared = _load(model_id, settings, device, dtype, progress or _log_progress)
+                shared = _load(model_id, settings, device, progress or _log_progress)
                 with _loaded_lock:
                     _loaded[key] = shared
     if shared.settings == settings:
@@ -148,23 +152,11 @@ def _log_progress(fraction: float, message: str) -> None:
     log.info("[%3.0f%%] %s", 100 * fraction, message)
 
 
-def resolve_device_dtype(settings: Settings) -> tuple[torch.device, torch.dtype]:
-    if settings.device == "auto":
-        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    else:
-        device = torch.device(settings.device)
-        if device.type == "cuda" and not torch.cuda.is_available():
-            raise ModelLoadError(f"device={settings.device!r} was asked for, but no CUDA GPU is available.")
-    if settings.dtype != "auto":
-        return device, getattr(torch, settings.dtype)
-    if device.type == "cuda":
-        return device, torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return device, torch.float32
-
-
-def _load(model_id: str, settings: Settings, device: torch.device, dtype: torch.dtype, progress: ProgressFn):
+def _load(model_id: str, settings: Settings, device: torch.device, progress: ProgressFn) -> LoadedModel:
     if settings.load_in_4bit and device.type != "cuda":
         raise ModelLoadError("4-bit (NF4) loading needs a CUDA GPU; unset GEMMA_INSPECTOR_4BIT to run on CPU.")
+    if settings.load_in_4bit and on_zero_gpu():
+        raise ModelLoadError("4-bit (NF4) loading is not offered on ZeroGPU, which has the memory for bfloat16.")
     if model_id == EMBEDDED_MODEL_ID:
         source, description, token = embedded_model_dir(settings, progress), EMBEDDED_DESCRIPTION, None
     else:
@@ -172,21 +164,32 @@ def _load(model_id: str, settings: Settings, device: torch.device, dtype: torch.
         check_model_folder(model_id)
         tuned = "instruction-tuned" if model_id.rstrip("/").endswith("-it") else "check whether it is instruction-tuned"
         description = f"{model_id} ({tuned})"
-    progress(0.8, f"Loading {model_id} on {device} as {str(dtype).removeprefix('torch.')}")
-    kwargs: dict[str, Any] = {"dtype": dtype, "token": token, "trust_remote_code": False}
-    if settings.load_in_4bit:
-        kwargs["quantization_config"] = BitsAndBytesConfig(
-            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=dtype, bnb_4bit_use_double_quant=True
-        )
-    if device.type == "cuda":
-        # Spreads a model larger than one GPU over all of them.
-        kwargs["device_map"] = "auto" if settings.device == "auto" else {"": device.index or 0}
     try:
+        model_type = (
+            AutoConfig.from_pretrained(source, token=token).model_type if needs_model_type(settings, device) else None
+        )
+        dtype, dtype_note = resolve_dtype(settings, device, model_type)
+        progress(0.8, f"Loading {model_id} on {device} as {str(dtype).removeprefix('torch.')} ({dtype_note})")
+        kwargs: dict[str, Any] = {"dtype": dtype, "token": token, "trust_remote_code": False}
+        if settings.load_in_4bit:
+            kwargs["quantization_config"] = BitsAndBytesConfig(
+                load_in_4bit=True,
+                bnb_4bit_quant_type="nf4",
+                bnb_4bit_compute_dtype=dtype,
+                bnb_4bit_use_double_quant=True,
+            )
+        # On ZeroGPU the server's CUDA is a stand-in that only works on the thread that imported `spaces`;
+        # transformers' device_map loading copies weights to the device in worker threads. So load on the
+        # CPU and move with .to(), on this thread, as the ZeroGPU docs do.
+        on_gpu_map = device.type == "cuda" and not on_zero_gpu()
+        if on_gpu_map:
+            # Spreads a model larger than one GPU over all of them.
+            kwargs["device_map"] = "auto" if settings.device == "auto" else {"": device.index or 0}
         tokenizer = AutoTokenizer.from_pretrained(source, token=token)
         model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
     except Exception as err:  # translated into an actionable message, never a raw traceback
         raise ModelLoadError(explain_load_error(model_id, err)) from err
-    if device.type != "cuda":
+    if not on_gpu_map:
         model.to(device)
     model.eval()
     model.requires_grad_(False)
@@ -205,6 +208,7 @@ def _load(model_id: str, settings: Settings, device: torch.device, dtype: torch.
         dtype=dtype,
         context_limit=_context_limit(model, settings),
         settings=settings,
+        dtype_note=dtype_note,
     )
 
 

@@ -8,6 +8,7 @@ taken after the final norm).
 from __future__ import annotations
 
 import re
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from inspectors.engine.loading import LoadedModel
 from inspectors.errors import InspectorError, InvalidParameterError
 from inspectors.sae.sparse import neuronpedia_url
 
+_moving = threading.Lock()  # one SAE moved to a device at a time
 _HOOK = re.compile(r"^blocks\.(\d+)\.hook_resid_post$")
 
 
@@ -42,9 +44,17 @@ class LoadedSAE:
         return neuronpedia_url(self.neuronpedia_id, feature)
 
     def encode(self, resid: torch.Tensor) -> torch.Tensor:
-        """(T, d_model) residual stream -> (T, d_sae) feature activations, on the SAE's device and dtype."""
+        """(T, d_model) residual stream -> (T, d_sae) feature activations, in the SAE's dtype.
+
+        The SAE runs where the residual stream is: loaded on the CPU, it moves to the model's GPU on first use.
+        On ZeroGPU that first use is in a GPU worker, the only process with a real GPU; the server's copy,
+        which the workers inherit, stays on the CPU."""
+        if self.sae.W_enc.device != resid.device:
+            with _moving:
+                if self.sae.W_enc.device != resid.device:
+                    self.sae.to(resid.device)
         with torch.inference_mode():
-            return self.sae.encode(resid.to(device=self.sae.W_enc.device, dtype=self.sae.W_enc.dtype))
+            return self.sae.encode(resid.to(dtype=self.sae.W_enc.dtype))
 
     def feature_values(self, resid: torch.Tensor, feature: int) -> np.ndarray:
         """(T,) activations of one feature, float32 on the CPU."""

@@ -65,11 +65,12 @@ def open_sae(lm: LoadedModel, layer: int | None = None, settings: Settings | Non
     costs its retries once, not on every lab run. Raises SAELoadError with what to do when no SAE fits.
     """
     settings = settings or lm.settings
-    key = (lm.model_id, str(lm.device), layer, settings.sae)
+    key = (lm.model_id, layer, settings.sae)
     with _opened_lock:
         if key not in _opened:
             try:
-                device = str(lm.device)
+                # loaded on the CPU: an SAE moves to the residual stream's device on first use (LoadedSAE.encode)
+                device = "cpu"
                 lsae = _configured(settings.sae, device) if settings.sae else _published_or_shipped(lm, layer, device)
                 check_fits(lsae, lm)
                 _opened[key] = lsae

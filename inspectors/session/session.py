@@ -61,7 +61,7 @@ class Session:
     def __init__(self, shared: Shared, session_id: str = "local"):
         self.shared = shared
         self.id = session_id
-        self.model_id = shared.settings.model_id
+        self._model_id: str | None = None  # None: the app's default (the configured model, or its fallback)
         self.conversation = Conversation()
         self.sae_layer: int | None = None  # None: the model's default SAE layer
         self.sae_feature: int | None = None  # None: the SAE's default feature
@@ -74,6 +74,14 @@ class Session:
         self._lock = threading.Lock()
 
     # ---- state ----------------------------------------------------------------------------------------
+    @property
+    def model_id(self) -> str:
+        return self._model_id or self.shared.default_model_id()
+
+    @model_id.setter
+    def model_id(self, model_id: str) -> None:
+        self._model_id = model_id
+
     @property
     def records(self) -> list[TurnRecord]:
         return self.conversation.records
@@ -280,6 +288,14 @@ class Session:
     search_panel = tabs.search_panel
     tokenize = tabs.tokenize
     lab_panel = tabs.lab_panel
+
+    def retry_default_model(self, progress: ProgressFn | None = None) -> ModelSwitch:
+        """Try the app's configured model again (after a token was added, say); on success this session
+        uses it, and its conversation is kept as with any switch."""
+        status = self.shared.retry_default(progress)
+        if self.shared.notice:
+            return ModelSwitch(False, status, self.model_id)
+        return self.load_model(self.shared.settings.model_id, progress)
 
     # ---- end ------------------------------------------------------------------------------------------
     def close(self) -> None:

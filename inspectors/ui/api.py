@@ -81,6 +81,14 @@ class Api:
         switch = self.session(request).load_model(model_id)
         return {"ok": switch.ok, "status": switch.status, "model_id": switch.model_id}
 
+    @shown_errors
+    def model_info(self, request: gr.Request = None) -> dict:
+        """This session's model and, when the configured model could not be loaded, why and what to do."""
+        from inspectors.views.model import model_card
+
+        session = self.session(request)
+        return {"model_id": session.model_id, "card": model_card(session.model()), "notice": session.shared.notice}
+
     # ---- inspection -------------------------------------------------------------------------------------
     @shown_errors
     def turns(self, request: gr.Request = None) -> list:
@@ -146,6 +154,7 @@ class Api:
         gr.api(self.clear, api_name="clear", queue=False)
         gr.api(self.stop, api_name="stop", queue=False)
         gr.api(self.load_model, api_name="load_model", concurrency_id="models", concurrency_limit=1)
+        gr.api(self.model_info, api_name="model_info", concurrency_id="models", concurrency_limit=1)
         for fn in (self.turns, self.inspect_prompt, self.inspect_tokens, self.next_token, self.attention, self.sae):
             gr.api(fn, api_name=fn.__name__, concurrency_id=VIEWS)
         gr.api(self.search_features, api_name="search_features", concurrency_id="search", concurrency_limit=2)

@@ -26,7 +26,7 @@ CHAT = "chat"  # one reply at a time: generation holds the shared model's lock a
 
 def build_app(settings: Settings | None = None, store: SessionStore | None = None) -> gr.Blocks:
     settings = settings or Settings.load()
-    store = store or SessionStore(Shared(settings))
+    store = store if store is not None else SessionStore(Shared(settings))
     with gr.Blocks(title="Gemma Inspector") as demo:
         Api(store).register()  # first, so the API's endpoints keep their names (the UI's events are private)
         with gr.Row():
@@ -86,16 +86,27 @@ def _wire(demo: gr.Blocks, store: SessionStore, chat: ChatColumn, area: InspectA
     area.after(chat.clear.click(clear, None, chat.outputs, queue=False, **private))
     chat.stop.click(stop, None, chat.status, queue=False, **private)
 
-    model_outputs = [chat.status, chat.card, chat.model_picker]
+    model_outputs = [chat.status, chat.card, chat.model_picker, chat.notice, chat.retry_default]
     loaded = chat.load_button.click(
         _load_model(store), [chat.model_picker], model_outputs, concurrency_id="models", concurrency_limit=1, **private
     )
     # the chat pane is left as it is: a failed load changes nothing, a successful one keeps the history
     area.after(loaded.then(_model_controls(store, area), None, _model_control_outputs(area), **private))
 
-    demo.load(_page_loaded(store), None, [chat.card, chat.model_picker, chat.chatbot], **private).then(
+    retried = chat.retry_default.click(
+        _retry_default(store), None, model_outputs, concurrency_id="models", concurrency_limit=1, **private
+    )
+    area.after(retried.then(_model_controls(store, area), None, _model_control_outputs(area), **private))
+    page_outputs = [chat.card, chat.model_picker, chat.chatbot, chat.notice, chat.retry_default]
+    demo.load(_page_loaded(store), None, page_outputs, **private).then(
         _model_controls(store, area), None, _model_control_outputs(area), **private
     )
+
+
+def _notice(store: SessionStore) -> tuple:
+    """The banner and its Retry button: shown only while the configured model is not the one running."""
+    notice = store.shared.notice
+    return gr.Markdown(notice, visible=bool(notice)), gr.Button(visible=bool(notice))
 
 
 def _load_model(store: SessionStore) -> Any:
@@ -103,17 +114,28 @@ def _load_model(store: SessionStore) -> Any:
     def load_model(model_id: str, progress: gr.Progress = gr.Progress(), request: gr.Request = None) -> tuple:  # noqa: B008
         session = session_of(store, request)
         switch = session.load_model(model_id, GradioProgress(progress))
-        return switch.status, model_card(session.model()), switch.model_id
+        return switch.status, model_card(session.model()), switch.model_id, *_notice(store)
 
     return load_model
+
+
+def _retry_default(store: SessionStore) -> Any:
+    @shown_errors
+    def retry_default(progress: gr.Progress = gr.Progress(), request: gr.Request = None) -> tuple:  # noqa: B008
+        session = session_of(store, request)
+        switch = session.retry_default_model(GradioProgress(progress))
+        return switch.status, model_card(session.model()), switch.model_id, *_notice(store)
+
+    return retry_default
 
 
 def _page_loaded(store: SessionStore) -> Any:
     @shown_errors
     def page_loaded(request: gr.Request) -> tuple:
-        """A new tab: its session's model (loaded here on the first visit), its card and its chat so far."""
+        """A new tab: its session's model (loaded here on the first visit), its card, its chat so far, and
+        the banner when the configured model could not be loaded."""
         session = session_of(store, request)
-        return model_card(session.model()), session.model_id, session.chat_messages()
+        return model_card(session.model()), session.model_id, session.chat_messages(), *_notice(store)
 
     return page_loaded
 

@@ -13,6 +13,9 @@ class ChatColumn:
     def __init__(self, settings: Settings) -> None:
         gr.Markdown("# Gemma Inspector")
         self.card = gr.Markdown("Loading the model…")
+        # why the app runs on another model than configured, and what to do; hidden when all is well
+        self.notice = gr.Markdown(visible=False, elem_id="gi-notice")
+        self.retry_default = gr.Button("Retry loading the configured model", visible=False, size="sm")
         with gr.Row():
             choices = list(dict.fromkeys([settings.model_id, *settings.allowed_model_ids]))
             self.model_picker = gr.Dropdown(
