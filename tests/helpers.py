@@ -7,8 +7,10 @@ templating and token ids are exactly Gemma's while a forward pass takes millisec
 from __future__ import annotations
 
 import copy
+import math
 from pathlib import Path
 
+import numpy as np
 import torch
 from transformers import (
     AutoTokenizer,
@@ -167,3 +169,101 @@ def save_tiny_cross_encoder(directory: Path, num_labels: int = 1, seed: int = 0)
     BertForSequenceClassification(tiny_bert_config(num_labels=num_labels)).save_pretrained(directory)
     tiny_bert_tokenizer().save_pretrained(directory)
     return directory
+
+
+def manual_attention(lm, token_ids, layer: int) -> np.ndarray:
+    """(heads, T, T) attention of `layer` by hand: softmax(q k^T * scale (+ Gemma 2's softcap) + causal and
+    sliding-window mask), from the layer's own inputs, projections and rotary embedding."""
+    module = lm.decoder_layers[layer].self_attn
+    seen = {}
+
+    def grab_inputs(mod, args, kwargs):
+        seen["hidden"] = kwargs.get("hidden_states", args[0] if args else None)
+        seen["cos_sin"] = kwargs["position_embeddings"]
+
+    handle = module.register_forward_pre_hook(grab_inputs, with_kwargs=True)
+    try:
+        with torch.no_grad():
+            lm.model(torch.tensor(np.asarray(token_ids)[None, :], dtype=torch.long))
+    finally:
+        handle.remove()
+    hidden, (cos, sin) = seen["hidden"], seen["cos_sin"]
+    config = lm.text_config
+    n_heads, n_kv = config.num_attention_heads, config.num_key_value_heads
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // n_heads
+    with torch.no_grad():
+        q = module.q_proj(hidden).view(1, -1, n_heads, head_dim).transpose(1, 2)
+        k = module.k_proj(hidden).view(1, -1, n_kv, head_dim).transpose(1, 2)
+        if hasattr(module, "q_norm"):  # Gemma 3 normalises queries and keys per head
+            q, k = module.q_norm(q), module.k_norm(k)
+
+        def rotate(x):
+            half = x.shape[-1] // 2
+            return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+
+        q = q * cos[:, None] + rotate(q) * sin[:, None]
+        k = k * cos[:, None] + rotate(k) * sin[:, None]
+        k = k.repeat_interleave(n_heads // n_kv, dim=1)  # grouped KV heads
+        scale = getattr(config, "query_pre_attn_scalar", None) or head_dim
+        scores = (q @ k.transpose(-1, -2)) * scale**-0.5
+        if getattr(config, "attn_logit_softcapping", None):
+            cap = config.attn_logit_softcapping
+            scores = torch.tanh(scores / cap) * cap
+        t = scores.shape[-1]
+        query, key = torch.arange(t)[:, None], torch.arange(t)[None, :]
+        allowed = key <= query
+        layer_types = getattr(config, "layer_types", None)
+        window = getattr(config, "sliding_window", None)
+        sliding = layer_types[layer] == "sliding_attention" if layer_types else window is not None
+        if sliding and window is not None:
+            allowed &= query - key < window
+        return torch.softmax(scores.masked_fill(~allowed, -math.inf), dim=-1)[0].numpy()
+
+
+def save_tiny_decoder(kind: str, directory: Path, tokenizer) -> Path:
+    """A tiny random `llama`, `qwen2` or `mistral` (sliding window 8), with the Gemma tokenizer and no chat
+    template (the loader then uses Gemma's): other architectures the engine must read without Gemma's paths."""
+    from transformers import (
+        LlamaConfig,
+        LlamaForCausalLM,
+        MistralConfig,
+        MistralForCausalLM,
+        Qwen2Config,
+        Qwen2ForCausalLM,
+    )
+
+    common = {k: v for k, v in _common(tokenizer).items() if k != "head_dim"}
+    builders = {
+        "llama": lambda: LlamaForCausalLM(LlamaConfig(**common, tie_word_embeddings=True)),
+        "qwen2": lambda: Qwen2ForCausalLM(Qwen2Config(**common)),  # q/k/v projections with biases
+        "mistral": lambda: MistralForCausalLM(MistralConfig(**common, sliding_window=8)),
+    }
+    torch.manual_seed(0)
+    model = builders[kind]()
+    with torch.no_grad():
+        model.get_input_embeddings().weight.mul_(20)  # peaked enough that greedy replies vary by prompt
+    model.save_pretrained(directory)
+    tokenizer = copy.deepcopy(tokenizer)
+    tokenizer.chat_template = None
+    tokenizer.save_pretrained(directory)
+    return directory
+
+
+def hold_generation_until_stopped(monkeypatch) -> None:
+    """From its second step on, a reply waits (up to 30 s) for its stop flag, so a test's Stop always lands
+    while the reply streams, however fast the tiny model generates. Inherited by forked GPU calls."""
+    import time
+
+    from inspectors.engine import capture
+
+    check_stop = capture._StopOnEvent.__call__
+
+    def wait_for_stop(self, input_ids, scores, **kwargs):
+        self.steps = getattr(self, "steps", 0) + 1  # transformers streams a step after checking it
+        for _ in range(3000 if self.steps > 1 else 0):
+            if any(event.is_set() for event in self.events):
+                break
+            time.sleep(0.01)
+        return check_stop(self, input_ids, scores, **kwargs)
+
+    monkeypatch.setattr(capture._StopOnEvent, "__call__", wait_for_stop)

@@ -41,7 +41,7 @@ def layer_attention(lm: LoadedModel, record: TurnRecord | np.ndarray, layer: int
 
 
 def _compute(lm: LoadedModel, token_ids: np.ndarray, layer: int) -> np.ndarray:
-    _, weights = module_output(lm, token_ids, lm.decoder_layers[layer].self_attn, eager=True)
+    _, weights = module_output(lm, token_ids, lm.parts.attention(layer), eager=True)
     if weights is None:
         raise RuntimeError(f"Layer {layer} of {lm.model_id} returned no attention weights in eager mode.")
     return weights[0].float().cpu().numpy()  # (heads, T, T)

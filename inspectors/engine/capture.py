@@ -29,6 +29,7 @@ from transformers.generation.streamers import BaseStreamer
 
 from inspectors.engine.forward import block_output
 from inspectors.engine.loading import LoadedModel
+from inspectors.engine.pieces import readable_pieces
 from inspectors.engine.record import StepDistributions, TurnRecord
 from inspectors.engine.sampling import SamplingParams, build_processors
 from inspectors.engine.templating import PromptBuild, build_prompt
@@ -300,7 +301,7 @@ def _generate_and_capture(
         messages=prompt.messages,
         prompt_text=prompt.text,
         token_ids=token_ids,
-        tokens=tokenizer.convert_ids_to_tokens(token_ids.tolist()),
+        tokens=readable_pieces(tokenizer, token_ids.tolist()),
         n_prompt=n_prompt,
         reply_text=tokenizer.decode(reply.tolist(), skip_special_tokens=True).strip(),
         stop_reason=_stop_reason(lm, reply, n_steps, params),
@@ -313,6 +314,7 @@ def _generate_and_capture(
         truncated_tokens=prompt.truncated_tokens,
         warnings=list(prompt.warnings),
         probes=result["probes"],
+        dtype=str(lm.dtype).removeprefix("torch."),
         timings={
             "time_to_first_token_s": (first_token_at or generated_at) - started,
             "generate_s": generated_at - started,
@@ -324,7 +326,7 @@ def _generate_and_capture(
 
 def _pieces(tokenizer: Any, steps: StepDistributions) -> dict[int, str]:
     ids = sorted(set(steps.raw_ids.ravel().tolist()) | set(steps.warped_ids.ravel().tolist()))
-    return dict(zip(ids, tokenizer.convert_ids_to_tokens(ids), strict=True))
+    return dict(zip(ids, readable_pieces(tokenizer, ids), strict=True))
 
 
 def _stop_reason(lm: LoadedModel, reply: np.ndarray, n_steps: int, params: SamplingParams) -> str:

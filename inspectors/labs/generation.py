@@ -135,3 +135,19 @@ def split_at_stop(lm: LoadedModel, new_ids: Sequence[int]) -> tuple[list[int], i
 def stop_reason(lm: LoadedModel, stop_token: int | None) -> str:
     """'end_of_turn', 'eos' or 'max_new_tokens', as a TurnRecord names it."""
     return "max_new_tokens" if stop_token is None else lm.stop_name(stop_token)
+
+
+def leading_bos(tokenizer: Any, ids: Sequence[int]) -> int:
+    """How many `<bos>` tokens open `ids`: one is what the model was trained with; the course's variants
+    that tokenize a templated string with special tokens on have two."""
+    bos, n = tokenizer.bos_token_id, 0
+    while bos is not None and n < len(ids) and ids[n] == bos:
+        n += 1
+    return n
+
+
+def next_token_logits(lm: LoadedModel, prompt_ids: Sequence[int]) -> torch.Tensor:
+    """(V,) float32 raw logits at the prompt's last position: one forward pass, no generation."""
+    input_ids = torch.tensor([list(prompt_ids)], dtype=torch.long, device=lm.device)
+    with lm.lock, torch.inference_mode():
+        return lm.model(input_ids=input_ids, use_cache=False, logits_to_keep=1).logits[0, -1].float()

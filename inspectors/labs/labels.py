@@ -6,3 +6,4 @@ TEMPLATE_COURSE_VARIANT = "course variant: templated string tokenized with speci
 ATTENTION_COURSE_VARIANT = "course variant: labels shifted by one token (the <bos> label missing)"
 SAE_COURSE_READ = "course variant: the layer-L SAE reads hidden_states[L], the output of block L-1"
 MULTITURN_MAX_ROUNDS = 8  # each round is a figure, and a full re-templated prompt in the report
+MULTITURN_COURSE_VARIANT = "course variant: the templated history tokenized with special tokens on (two <bos>)"

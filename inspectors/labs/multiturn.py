@@ -13,12 +13,16 @@ from typing import Any
 import torch
 
 from inspectors.engine.loading import LoadedModel, ProgressFn
+from inspectors.engine.pieces import readable_pieces
 from inspectors.engine.templating import build_prompt
 from inspectors.errors import InvalidParameterError
 from inspectors.labs.generation import (
+    check_bool,
     check_max_new_tokens,
     check_text,
     greedy_generate_with_first_logits,
+    leading_bos,
+    next_token_logits,
     split_at_stop,
     stop_reason,
 )
@@ -40,7 +44,24 @@ class Round:
     reply_ids: list[int]  # greedy, before the stop token
     reply_text: str
     stop_reason: str
+    n_bos: int = 1  # <bos> tokens opening the prompt: 2 in the course variant on Gemma
     warnings: list[str] = field(default_factory=list)  # from templating (dropped history, ...)
+
+
+@dataclass
+class BosComparison:
+    """Round 1's most probable first token under one `<bos>` and under the course's two."""
+
+    token: str  # the most probable first token with one <bos>
+    token_id: int
+    p_one_bos: float
+    p_two_bos: float
+    top_one_bos: str  # the most probable first token of each
+    top_two_bos: str
+
+    @property
+    def delta(self) -> float:
+        return self.p_two_bos - self.p_one_bos
 
 
 @dataclass
@@ -50,9 +71,14 @@ class MultiturnResult:
     max_new_tokens: int
     top_k: int
     rounds: list[Round]
+    course_variant: bool = False
+    bos_comparison: BosComparison | None = None  # None when the tokenizer adds no <bos> of its own
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        if self.bos_comparison is not None:
+            data["bos_comparison"]["delta"] = self.bos_comparison.delta
+        return data
 
 
 def top_of(logits: torch.Tensor, k: int) -> tuple[list[int], list[float]]:
@@ -77,10 +103,17 @@ def run(
     user_turns: list[str],
     max_new_tokens: int = 200,
     top_k: int = 10,
+    course_variant: bool = False,
     progress: ProgressFn | None = None,
 ) -> MultiturnResult:
-    """One round per user turn: template the history, top-`top_k` first tokens, greedy reply appended."""
+    """One round per user turn: template the history, top-`top_k` first tokens, greedy reply appended.
+
+    `course_variant`: tokenize the templated history with special tokens on, as the course's code did, so
+    each round's input opens with two `<bos>` on Gemma (the course's published answers were computed so).
+    Either way round 1's first-token distribution is also read under the other choice (one forward pass),
+    and `bos_comparison` says how much the most probable token's probability moves."""
     _check_turns(user_turns)
+    check_bool("course_variant", course_variant)
     check_max_new_tokens(lm, max_new_tokens)
     if isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= MAX_TOP_K:
         raise InvalidParameterError("top_k", f"must be an integer in [1, {MAX_TOP_K}]", top_k)
@@ -97,7 +130,10 @@ def run(
         def on_step(n: int, r: int = r) -> None:
             report((r + n / max_new_tokens) / n_rounds, f"Round {r + 1}/{n_rounds}: {n}/{max_new_tokens} tokens")
 
-        new_ids, first_logits = greedy_generate_with_first_logits(lm, prompt.ids, max_new_tokens, on_step)
+        ids = list(tokenizer(prompt.text, add_special_tokens=True)["input_ids"]) if course_variant else prompt.ids
+        new_ids, first_logits = greedy_generate_with_first_logits(lm, ids, max_new_tokens, on_step)
+        if r == 0:
+            comparison = _bos_comparison(lm, prompt.text, prompt.ids, first_logits, course_variant)
         top_ids, top_probs = top_of(first_logits, top_k)
         reply_ids, stop = split_at_stop(lm, new_ids)
         reply_text = tokenizer.decode(reply_ids, skip_special_tokens=True).strip()
@@ -107,17 +143,39 @@ def run(
                 index=r + 1,
                 user=user,
                 prompt_text=prompt.text,
-                n_prompt_tokens=len(prompt.ids),
+                n_prompt_tokens=len(ids),
                 top_ids=top_ids,
-                top_tokens=tokenizer.convert_ids_to_tokens(top_ids),
+                top_tokens=readable_pieces(tokenizer, top_ids),
                 top_probs=top_probs,
                 reply_ids=reply_ids,
                 reply_text=reply_text,
                 stop_reason=stop_reason(lm, stop),
+                n_bos=leading_bos(tokenizer, ids),
                 warnings=list(prompt.warnings),
             )
         )
     report(1.0, "Done")
     return MultiturnResult(
-        model_id=lm.model_id, user_turns=list(user_turns), max_new_tokens=max_new_tokens, top_k=top_k, rounds=rounds
+        model_id=lm.model_id,
+        user_turns=list(user_turns),
+        max_new_tokens=max_new_tokens,
+        top_k=top_k,
+        rounds=rounds,
+        course_variant=course_variant,
+        bos_comparison=comparison,
     )
+
+
+def _bos_comparison(
+    lm: LoadedModel, text: str, one_bos_ids: list[int], logits: torch.Tensor, course_variant: bool
+) -> BosComparison | None:
+    """Round 1 under the other tokenization than the one the lab ran with (its logits are `logits`)."""
+    two_bos_ids = list(lm.tokenizer(text, add_special_tokens=True)["input_ids"])
+    if two_bos_ids == one_bos_ids:  # the tokenizer adds no <bos> of its own: nothing differs
+        return None
+    other = next_token_logits(lm, one_bos_ids if course_variant else two_bos_ids)
+    one, two = (other, logits) if course_variant else (logits, other)
+    p_one, p_two = torch.softmax(one.float(), -1), torch.softmax(two.float(), -1)
+    token_id = int(p_one.argmax())
+    pieces = readable_pieces(lm.tokenizer, [token_id, int(p_one.argmax()), int(p_two.argmax())])
+    return BosComparison(pieces[0], token_id, float(p_one[token_id]), float(p_two[token_id]), pieces[1], pieces[2])

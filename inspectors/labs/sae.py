@@ -15,6 +15,7 @@ import numpy as np
 
 from inspectors.engine.forward import hidden_states
 from inspectors.engine.loading import LoadedModel, ProgressFn
+from inspectors.engine.pieces import readable_pieces
 from inspectors.errors import InvalidParameterError
 from inspectors.labs.generation import check_bool
 from inspectors.labs.labels import SAE_COURSE_READ
@@ -222,7 +223,7 @@ def _course_feature_on_text(lm: LoadedModel, lsae: LoadedSAE, text: str, feature
     states = hidden_states(lm, ids)
     return FeatureOnText(
         text=text,
-        tokens=lm.tokenizer.convert_ids_to_tokens(ids.tolist()),
+        tokens=readable_pieces(lm.tokenizer, ids.tolist()),
         values=lsae.feature_values(states[lsae.layer], feature),
         layer=lsae.layer,
         feature=feature,

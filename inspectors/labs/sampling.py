@@ -181,12 +181,11 @@ class SamplingResult:
 
 
 def prompt_ids(lm: LoadedModel, prompt: str) -> list[int]:
-    """`<bos>` + the prompt's tokens: plain text, no chat template, exactly one `<bos>`."""
+    """The prompt as plain text, no chat template, as the tokenizer encodes it by itself: on Gemma with
+    exactly one `<bos>` first; on a tokenizer that adds none (SmolLM2), none."""
     if not isinstance(prompt, str) or not prompt.strip():
         raise InvalidParameterError("prompt", "must be a non-empty string", prompt)
-    ids = lm.tokenizer(prompt, add_special_tokens=False)["input_ids"]
-    bos = lm.tokenizer.bos_token_id
-    return ([bos] if bos is not None else []) + list(ids)
+    return list(lm.tokenizer(prompt, add_special_tokens=True)["input_ids"])
 
 
 def _generation_config(lm: LoadedModel, effective: dict[str, Any], n_samples: int, max_new_tokens: int):

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from inspectors.engine.loading import LoadedModel, ProgressFn
+from inspectors.engine.pieces import readable_pieces
 from inspectors.engine.templating import build_prompt
 from inspectors.errors import InspectorError
 from inspectors.labs.coherence import (
@@ -27,6 +28,7 @@ from inspectors.labs.generation import (
     check_max_new_tokens,
     check_text,
     greedy_generate,
+    leading_bos,
     split_at_stop,
     stop_reason,
 )
@@ -47,7 +49,7 @@ class Reply:
     answer_ids: list[int]
     answer_text: str  # answer_ids decoded without special tokens, stripped
     stop_reason: str  # 'end_of_turn' | 'eos' | 'max_new_tokens'
-    n_bos: int  # <bos> tokens in the prompt: 1 is right, the course variant has 2
+    n_bos: int  # <bos> tokens opening the prompt: 1 is right, the course variant has 2
     coherence: float | None = None  # the cross-encoder's raw logit; None when it could not be loaded
     stand_in_similarity: float | None = None  # STAND_IN_LABEL; only when the coherence score is missing
 
@@ -81,11 +83,11 @@ def _reply(lm: LoadedModel, label: str, text: str, prompt_ids: list[int], new_id
         label=label,
         prompt_text=text,
         prompt_ids=prompt_ids,
-        prompt_tokens=tokenizer.convert_ids_to_tokens(prompt_ids),
+        prompt_tokens=readable_pieces(tokenizer, prompt_ids),
         answer_ids=answer_ids,
         answer_text=tokenizer.decode(answer_ids, skip_special_tokens=True).strip(),
         stop_reason=stop_reason(lm, stop),
-        n_bos=prompt_ids.count(tokenizer.bos_token_id),
+        n_bos=leading_bos(tokenizer, prompt_ids),
     )
 
 

@@ -12,6 +12,7 @@ import numpy as np
 
 from inspectors.engine.forward import hidden_states, layer_outputs
 from inspectors.engine.loading import LoadedModel
+from inspectors.engine.pieces import readable_pieces
 from inspectors.errors import InvalidParameterError
 from inspectors.sae.loading import LoadedSAE, check_feature
 
@@ -44,7 +45,7 @@ def feature_on_text(lm: LoadedModel, lsae: LoadedSAE, text: str, feature: int, s
     resid = layer_outputs(lm, ids, [lsae.layer])[lsae.layer]
     return FeatureOnText(
         text=text,
-        tokens=lm.tokenizer.convert_ids_to_tokens(ids.tolist()),
+        tokens=readable_pieces(lm.tokenizer, ids.tolist()),
         values=lsae.feature_values(resid, feature),
         layer=lsae.layer,
         feature=feature,
@@ -89,7 +90,7 @@ def token_across_layers(
     ids = _ids(lm, text)
     if not isinstance(position, int) or not 0 <= position < len(ids):
         raise InvalidParameterError("position", f"must be an integer in [0, {len(ids) - 1}]", position)
-    token = lm.tokenizer.convert_ids_to_tokens(int(ids[position]))
+    token = readable_pieces(lm.tokenizer, [int(ids[position])])[0]
     if course_variant:
         if len(saes) != 1:
             raise InvalidParameterError("saes", "must hold exactly one SAE for the course variant", sorted(saes))

@@ -124,10 +124,17 @@ def _published_or_shipped(lm: LoadedModel, layer: int | None, device: str) -> Lo
         raise SAELoadError(reason)
     if release is not None:
         raise SAELoadError(f"{release.release} has no SAE at layer {layer}; it has layers {list(release.layers)}.")
+    model_type = str(getattr(lm.text_config, "model_type", ""))
+    why = (
+        ""
+        if model_type.startswith("gemma")
+        else f" It is a {model_type} model, not Gemma: Gemma Scope's SAEs and the ones this project ships read "
+        "Gemma models' residual streams, which no other model shares."
+    )
     raise SAELoadError(
         f"No sparse autoencoder is known for `{lm.model_id}` (prompts/sae_releases.yaml) and none is configured, "
-        "so there are no feature activations to show. Set GEMMA_INSPECTOR_SAE to a sae-lens folder or to "
-        "`release:sae_id`."
+        f"so there are no feature activations to show.{why} Set GEMMA_INSPECTOR_SAE to a sae-lens folder or to "
+        "`release:sae_id` of an SAE trained on this model."
     )
 
 

@@ -11,6 +11,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from inspectors.engine import calls
+from inspectors.engine.pieces import readable_pieces
 from inspectors.errors import InspectorError
 from inspectors.inputs import MAX_MESSAGE_CHARS, MAX_QUERY_CHARS, as_int, as_optional_int, as_text
 from inspectors.session.panels import (
@@ -47,7 +48,10 @@ def prompt_panel(session: Session, turn: Any = None) -> PromptPanel:
     if record is None:
         return PromptPanel(index)
     warnings = prompt_warnings(record)
-    notes = "\n".join(f"- ⚠️ {w}" for w in warnings) or "No warnings: one `<bos>`, nothing trimmed."
+    notes = (
+        "\n".join(f"- ⚠️ {w}" for w in warnings)
+        or "No warnings: nothing trimmed, no doubled or missing `<bos>`, no control tokens typed as text."
+    )
     return PromptPanel(index, record.prompt_text, prompt_html(record), notes, warnings)
 
 
@@ -150,8 +154,10 @@ def search_panel(session: Session, query: Any, layer: Any = None) -> SearchPanel
 
 
 def tokenize(session: Session, text: Any) -> list[list[Any]]:
-    """[position, id, token] of any text under the session's model's tokenizer."""
-    return tokenize_rows(session.model().tokenizer, as_text("text", text, max_chars=MAX_MESSAGE_CHARS))
+    """[position, id, token] of any text under the session's model's tokenizer (no special tokens added)."""
+    tokenizer = session.model().tokenizer
+    ids = tokenizer(as_text("text", text, max_chars=MAX_MESSAGE_CHARS), add_special_tokens=False)["input_ids"]
+    return tokenize_rows(ids, readable_pieces(tokenizer, ids))
 
 
 def lab_panel(session: Session, lab: Any, raw_inputs: dict[str, Any], progress: ProgressFn | None = None) -> LabPanel:

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 import plotly.graph_objects as go
 
+from inspectors.labs.labels import MULTITURN_COURSE_VARIANT
 from inspectors.labs.labels import MULTITURN_MAX_ROUNDS as MAX_ROUNDS
 from inspectors.views.tokens import show_whitespace
 
@@ -51,9 +52,10 @@ def figures(result: MultiturnResult) -> list[tuple[str, go.Figure]]:
 
 
 def summary_markdown(result: MultiturnResult) -> str:
+    variant = f" **{MULTITURN_COURSE_VARIANT}**." if result.course_variant else ""
     lines = [
         f"Model `{result.model_id}`, greedy replies of at most {result.max_new_tokens} tokens, the whole "
-        "history re-templated every round.",
+        f"history re-templated every round.{variant}",
         "",
         "| round | user | prompt tokens | most probable first token | p | reply | stopped by |",
         "|---:|---|---:|---|---:|---|---|",
@@ -63,6 +65,16 @@ def summary_markdown(result: MultiturnResult) -> str:
             f"| {r.index} | {_cell(r.user)} | {r.n_prompt_tokens} | `{_cell(show_whitespace(r.top_tokens[0]))}` "
             f"(id {r.top_ids[0]}) | {r.top_probs[0]:.4f} | {_cell(r.reply_text) or '(empty)'} | {r.stop_reason} |"
         )
+    comparison = result.bos_comparison
+    if comparison is not None:
+        moved = "the same token" if comparison.top_one_bos == comparison.top_two_bos else "another token"
+        lines += [
+            "",
+            f"**One `<bos>` or two (the course's code):** round 1's most probable first token with one `<bos>`, "
+            f"`{_cell(show_whitespace(comparison.token))}`, has p = {comparison.p_one_bos:.4f}; with two it has "
+            f"p = {comparison.p_two_bos:.4f} (Δ = {comparison.delta:+.4f}), and {moved} is the most probable "
+            f"(`{_cell(show_whitespace(comparison.top_two_bos))}`).",
+        ]
     last = result.rounds[-1]
     lines += ["", f"**Full templated prompt of round {last.index}:**", "", "```", last.prompt_text, "```"]
     warnings = [f"- Round {r.index}: {w}" for r in result.rounds for w in r.warnings]

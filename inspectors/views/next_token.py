@@ -52,7 +52,7 @@ def step_summary(record: TurnRecord, step: int) -> str:
     return (
         f"Step {step}: generated `{piece}` (id {chosen}) with probability "
         f"{record.steps.chosen_raw_prob[step]:.4f} raw, {record.steps.chosen_warped_prob[step]:.4f} after "
-        f"sampling settings {_settings(record)}."
+        f"sampling settings {_settings(record)}." + (f" Computed in {record.dtype}." if record.dtype else "")
     )
 
 

@@ -4,18 +4,13 @@ from __future__ import annotations
 
 import html
 
-import numpy as np
-
 from inspectors.engine.record import TurnRecord
 
 
-def prompt_warnings(record: TurnRecord, bos_id: int = 2) -> list[str]:
-    """The record's own warnings (trimming, system folding, <bos>) plus checks made on its ids."""
-    warnings = list(record.warnings)
-    n_bos = int(np.sum(record.prompt_ids == bos_id))
-    if n_bos > 1 and not any("<bos>" in w for w in warnings):
-        warnings.append(f"The prompt has {n_bos} <bos> tokens; Gemma expects exactly one.")
-    return warnings
+def prompt_warnings(record: TurnRecord) -> list[str]:
+    """What is off about the prompt: trimming, system folding, a doubled or missing `<bos>`, control tokens
+    typed as text (found when the turn was captured, from its token ids and the model's tokenizer)."""
+    return list(record.warnings)
 
 
 def prompt_html(record: TurnRecord) -> str:

@@ -18,20 +18,25 @@ def show_whitespace(piece: str) -> str:
     return piece.translate(_WHITESPACE)
 
 
+TURN_STARTS = {"<start_of_turn>", "<|im_start|>", "<|start_header_id|>", "<|end_header_id|>"}  # Gemma, ChatML, Llama 3
+TURN_ENDS = {"<end_of_turn>", "<|im_end|>", "<|eot_id|>", "<|end|>"}
+ROLES = {"user", "model", "assistant", "system"}
+
+
 def token_parts(record: TurnRecord) -> list[str]:
-    """The part of each token, by id: special tokens and the role line after `<start_of_turn>` are
+    """The part of each token, by id: special tokens and the role line after a turn's start marker are
     template; the rest is prompt (the messages' text) or reply (generated)."""
     special = set(record.special_ids)
     parts = []
-    after_start = 0  # tokens of the 'user\\n' / 'model\\n' role line still to come
+    after_start = 0  # tokens of the 'user\n' / 'model\n' role line still to come
     for i, (token_id, piece) in enumerate(zip(record.token_ids.tolist(), record.tokens, strict=True)):
         if token_id in special:
             parts.append(TEMPLATE)
-            after_start = 2 if piece == "<start_of_turn>" else 0
-            if piece == "<end_of_turn>":
+            after_start = 2 if piece in TURN_STARTS else 0
+            if piece in TURN_ENDS:
                 after_start = 1  # the newline that closes the turn
             continue
-        if after_start and (piece in {"user", "model", "system"} or "\n" in piece):
+        if after_start and (piece.strip("▁ ") in ROLES or "\n" in piece):
             parts.append(TEMPLATE)
             after_start = after_start - 1 if "\n" not in piece else 0
             continue
@@ -62,13 +67,9 @@ def reply_tokens(record: TurnRecord) -> list[tuple[str, float]]:
     return [(show_whitespace(p), float(q)) for p, q in zip(pieces, record.steps.chosen_raw_prob, strict=True)]
 
 
-def tokenize_rows(tokenizer: Any, text: str) -> list[list[Any]]:
-    """Free-text tokenizer: [position, id, piece] of `text`, without special tokens added."""
-    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
-    return [
-        [i, int(t), show_whitespace(p)]
-        for i, (t, p) in enumerate(zip(ids, tokenizer.convert_ids_to_tokens(ids), strict=True))
-    ]
+def tokenize_rows(ids: list[int], pieces: list[str]) -> list[list[Any]]:
+    """Free-text tokenizer: [position, id, piece] rows, whitespace visible."""
+    return [[i, int(t), show_whitespace(p)] for i, (t, p) in enumerate(zip(ids, pieces, strict=True))]
 
 
 def tokens_html(record: TurnRecord) -> str:

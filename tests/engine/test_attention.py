@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
 import torch
@@ -11,6 +9,7 @@ from inspectors.engine.attention import clear_cache, layer_attention
 from inspectors.engine.capture import run_turn
 from inspectors.engine.sampling import SamplingParams
 from inspectors.errors import InvalidParameterError
+from tests.helpers import manual_attention
 
 QUESTION = [{"role": "user", "content": "Tell me about rainbows and the colours in them, please."}]
 
@@ -42,47 +41,9 @@ def test_matches_transformers_eager_output_attentions(tiny_lm, turn):
 
 def test_matches_a_hand_written_attention_computation(tiny_lm, turn):
     """softmax(q k^T * scale (+ softcap) + causal/sliding mask), from the layer's own inputs and projections."""
-    layer = 1
-    module = tiny_lm.decoder_layers[layer].self_attn
-    seen = {}
-
-    def grab_inputs(mod, args, kwargs):
-        seen["hidden"] = kwargs.get("hidden_states", args[0] if args else None)
-        seen["cos_sin"] = kwargs["position_embeddings"]
-
-    handle = module.register_forward_pre_hook(grab_inputs, with_kwargs=True)
-    try:
-        with torch.no_grad():
-            tiny_lm.model(torch.tensor(turn.token_ids[None, :], dtype=torch.long))
-    finally:
-        handle.remove()
-    hidden, (cos, sin) = seen["hidden"], seen["cos_sin"]
-    config = tiny_lm.text_config
-    head_dim, n_heads, n_kv = config.head_dim, config.num_attention_heads, config.num_key_value_heads
-    with torch.no_grad():
-        q = module.q_proj(hidden).view(1, -1, n_heads, head_dim).transpose(1, 2)
-        k = module.k_proj(hidden).view(1, -1, n_kv, head_dim).transpose(1, 2)
-        if hasattr(module, "q_norm"):  # Gemma 3 normalises queries and keys per head
-            q, k = module.q_norm(q), module.k_norm(k)
-
-        def rotate(x):
-            half = x.shape[-1] // 2
-            return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
-
-        q = q * cos[:, None] + rotate(q) * sin[:, None]
-        k = k * cos[:, None] + rotate(k) * sin[:, None]
-        k = k.repeat_interleave(n_heads // n_kv, dim=1)
-        scores = (q @ k.transpose(-1, -2)) * config.query_pre_attn_scalar**-0.5
-        if getattr(config, "attn_logit_softcapping", None):
-            cap = config.attn_logit_softcapping
-            scores = torch.tanh(scores / cap) * cap
-        t = scores.shape[-1]
-        query, key = torch.arange(t)[:, None], torch.arange(t)[None, :]
-        allowed = key <= query
-        if config.layer_types[layer] == "sliding_attention":
-            allowed &= query - key < config.sliding_window
-        manual = torch.softmax(scores.masked_fill(~allowed, -math.inf), dim=-1)[0].numpy()
-    np.testing.assert_allclose(layer_attention(tiny_lm, turn, layer), manual, atol=1e-3)
+    np.testing.assert_allclose(
+        layer_attention(tiny_lm, turn, 1), manual_attention(tiny_lm, turn.token_ids, 1), atol=1e-3
+    )
 
 
 def test_switching_heads_within_a_layer_runs_no_model(tiny_lm, turn):

@@ -18,7 +18,7 @@ from inspectors.engine.stop import StopSignal
 from inspectors.errors import InvalidParameterError
 from inspectors.session import Session, Shared
 from inspectors.settings import Settings
-from tests.helpers import save_tiny_sae
+from tests.helpers import hold_generation_until_stopped, save_tiny_sae
 
 GPU_CALLS = [fn for _, fn in inspect.getmembers(calls, inspect.isfunction) if hasattr(fn, "inline")]
 
@@ -91,7 +91,8 @@ def test_a_worker_error_arrives_with_its_message(settings, forked):
         calls.attention(model, np.array([2, 105, 2364]), 9)
 
 
-def test_stop_reaches_a_reply_in_a_forked_worker(settings, forked):
+def test_stop_reaches_a_reply_in_a_forked_worker(settings, forked, monkeypatch):
+    hold_generation_until_stopped(monkeypatch)
     session = Session(Shared(settings))
     stream = session.send("Tell me everything", "", 0, 0, 1, 60, "")
     first = next(stream)

@@ -112,3 +112,23 @@ def test_bad_inputs_are_refused(tiny_lm, name, value):
         inputs[name] = value
     with pytest.raises(InvalidParameterError, match=re.escape(f"`{name}`")):
         multiturn.run(tiny_lm, **inputs)
+
+
+@pytest.mark.parametrize("course_variant", [False, True])
+def test_one_bos_or_the_courses_two_and_how_much_round_one_moves(tiny_lm, course_variant):
+    out = multiturn.run(tiny_lm, user_turns=TURNS[:2], max_new_tokens=3, top_k=5, course_variant=course_variant)
+    assert out.course_variant is course_variant
+    assert [r.n_bos for r in out.rounds] == [2 if course_variant else 1] * 2
+    first = build_prompt(tiny_lm.tokenizer, tiny_lm.chat_template, [{"role": "user", "content": TURNS[0]}], 10_000)
+    one = manual_distribution(tiny_lm, first.ids)
+    two = manual_distribution(tiny_lm, [tiny_lm.tokenizer.bos_token_id, *first.ids])
+    comparison = out.bos_comparison
+    assert comparison.token_id == int(one.argmax())
+    assert comparison.p_one_bos == pytest.approx(float(one.max()), rel=1e-4)
+    assert comparison.p_two_bos == pytest.approx(float(two[comparison.token_id]), rel=1e-4)
+    shown = out.rounds[0].top_probs[0]
+    assert shown == pytest.approx(float(two.max() if course_variant else one.max()), rel=1e-4)
+    assert out.to_json()["bos_comparison"]["delta"] == pytest.approx(comparison.p_two_bos - comparison.p_one_bos)
+    summary = view.summary_markdown(out)
+    assert f"p = {comparison.p_one_bos:.4f}" in summary and f"p = {comparison.p_two_bos:.4f}" in summary
+    assert ("course variant" in summary) is course_variant

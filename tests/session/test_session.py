@@ -14,6 +14,7 @@ from inspectors.session import Session, Shared, sampling_params
 from inspectors.session.session import BUSY
 from inspectors.settings import Settings
 from inspectors.views.tokens import REPLY
+from tests.helpers import hold_generation_until_stopped
 
 CONTROLS = ("", 0, 0, 1, 6, "")  # system prompt, temperature, top-k, top-p, max new tokens, seed
 
@@ -127,7 +128,8 @@ def test_a_failed_retry_keeps_the_previous_reply(session, monkeypatch):
     assert last.messages == before and session.chat_messages() == before and session.records == [record]
 
 
-def test_stop_ends_only_this_sessions_reply(shared):
+def test_stop_ends_only_this_sessions_reply(shared, monkeypatch):
+    hold_generation_until_stopped(monkeypatch)
     mine, other = Session(shared, "mine"), Session(shared, "other")
     stream = mine.send("Tell me everything", "", 0, 0, 1, 60, "")
     next(stream)
@@ -147,12 +149,14 @@ def test_stop_pressed_while_the_reply_waits_in_the_queue(session):
     assert chat(session, "Are you there?", submitted_at=time.monotonic())[-1].ok and len(session.records) == 1
 
 
-def test_a_second_action_while_a_reply_streams_is_refused(session):
+def test_a_second_action_while_a_reply_streams_is_refused(session, monkeypatch):
+    hold_generation_until_stopped(monkeypatch)
     stream = session.send("Tell me everything", "", 0, 0, 1, 30, "")
     next(stream)
     assert BUSY in chat(session, "me too")[-1].status
     assert BUSY in session.undo().status and BUSY in session.clear().status
     assert BUSY in session.load_model(session.model_id).status
+    session.stop()
     list(stream)
     assert len(session.records) == 1
 

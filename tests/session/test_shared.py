@@ -7,7 +7,8 @@ import shutil
 import pytest
 
 from inspectors.errors import ModelLoadError
-from inspectors.session import Session, Shared, shared as shared_module
+from inspectors.session import Session, Shared
+from inspectors.session import shared as shared_module
 from inspectors.settings import EMBEDDED_MODEL_ID, Settings
 
 

@@ -4,12 +4,14 @@ names what was wrong, the conversation is kept, the server keeps serving, and no
 from __future__ import annotations
 
 import json
+import threading
+import time
 
 import pytest
 from gradio_client import Client
 
 from inspectors.settings import Settings
-from tests.helpers import save_tiny_sae
+from tests.helpers import hold_generation_until_stopped, save_tiny_sae
 from tests.ui.conftest import launch
 
 CHAT = {"system_prompt": "", "temperature": 0, "top_k": 0, "top_p": 1, "max_new_tokens": 6, "seed": None}
@@ -135,23 +137,41 @@ def test_undo_retry_clear_on_a_full_chat(app_url):
     assert fresh.predict(api_name="/clear")["messages"] == [] and fresh.predict(api_name="/turns") == []
 
 
-def test_stop_while_streaming(app_url):
+def test_stop_while_streaming(app_url, monkeypatch):
+    hold_generation_until_stopped(monkeypatch)
     fresh = Client(app_url, verbose=False)
     job = fresh.submit("Tell me everything", **{**CHAT, "max_new_tokens": 64}, api_name="/chat")
     while not job.outputs():
-        pass  # the reply has started streaming
+        time.sleep(0.01)  # the reply has started streaming
     assert fresh.predict(api_name="/stop") == "Stopping…"
     final = job.result()
     assert "stopped by stopped" in final["status"] and final["done"]
+    assert len(fresh.predict(api_name="/turns")) == 1  # the partial reply is kept as a turn
 
 
-def test_stop_while_queued_behind_another_users_reply(app_url):
+def test_stop_while_queued_behind_another_users_reply(app_url, monkeypatch):
+    from gradio_client.utils import Status
+
+    from inspectors.engine import calls
+
+    holding, release = threading.Event(), threading.Event()
+    real = calls.stream_reply
+
+    def held(model, messages, *args, **kwargs):  # the other user's reply holds the chat slot until released
+        if messages[-1]["content"] == "Talk for a while":
+            holding.set()
+            release.wait(60)
+        yield from real(model, messages, *args, **kwargs)
+
+    monkeypatch.setattr(calls, "stream_reply", held)
     busy, mine = Client(app_url, verbose=False), Client(app_url, verbose=False)
-    long_reply = busy.submit("Talk for a while", **{**CHAT, "max_new_tokens": 64}, api_name="/chat")
-    while not long_reply.outputs():
-        pass  # the other user's reply holds the chat slot
+    long_reply = busy.submit("Talk for a while", **CHAT, api_name="/chat")
+    assert holding.wait(60)
     queued = mine.submit("Are you there?", **CHAT, api_name="/chat")
+    while queued.status().code != Status.IN_QUEUE:
+        time.sleep(0.05)  # the request has reached the server and waits behind the other reply
     assert mine.predict(api_name="/stop") == "Stopped."  # nothing of mine is running yet
+    release.set()
     final = queued.result()
     assert "Stopped before the reply started" in final["status"] and final["message_box"] == "Are you there?"
     assert mine.predict(api_name="/turns") == []

@@ -53,9 +53,9 @@ def test_token_rows_and_visible_whitespace(turn, tokenizer):
     assert [r[1] for r in rows] == turn.token_ids.tolist()
     assert rows[3][2] == "↵"
     assert show_whitespace("▁the\t") == "␣the⇥"
-    free = tokenize_rows(tokenizer, "Hello  world\n")
     ids = tokenizer("Hello  world\n", add_special_tokens=False)["input_ids"]
-    assert [r[1] for r in free] == ids
+    free = tokenize_rows(ids, tokenizer.convert_ids_to_tokens(ids))
+    assert [r[1] for r in free] == ids and [r[0] for r in free] == list(range(len(ids)))
     assert "↵" in free[-1][2]
     assert tokens_html(turn).count('class="gi-tok ') == turn.n_tokens
 
