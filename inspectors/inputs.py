@@ -36,33 +36,38 @@ def _interval(low: float | None, high: float | None) -> str:
     return ""
 
 
-def as_float(name: str, value: Any, low: float | None = None, high: float | None = None) -> float:
-    rule = f"must be a number {_interval(low, high)}".rstrip()
+def _finite(name: str, value: Any, rule: str) -> float:
+    """A finite float from a number or numeric text; anything else is refused with `rule`."""
     if isinstance(value, bool) or _empty(value):
         raise InvalidParameterError(name, rule, value)
     try:
         number = float(value.strip() if isinstance(value, str) else value)
     except (TypeError, ValueError):
         raise InvalidParameterError(name, rule, value) from None
-    if not math.isfinite(number) or (low is not None and number < low) or (high is not None and number > high):
+    if not math.isfinite(number):
         raise InvalidParameterError(name, rule, value)
+    return number
+
+
+def _within(name: str, value: Any, number: float, low: float | None, high: float | None, rule: str) -> None:
+    if (low is not None and number < low) or (high is not None and number > high):
+        raise InvalidParameterError(name, rule, value)
+
+
+def as_float(name: str, value: Any, low: float | None = None, high: float | None = None) -> float:
+    rule = f"must be a number {_interval(low, high)}".rstrip()
+    number = _finite(name, value, rule)
+    _within(name, value, number, low, high, rule)
     return number
 
 
 def as_int(name: str, value: Any, low: int | None = None, high: int | None = None) -> int:
     rule = f"must be a whole number {_interval(low, high)}".rstrip()
-    if isinstance(value, bool) or _empty(value):
+    number = _finite(name, value, rule)
+    if not number.is_integer():
         raise InvalidParameterError(name, rule, value)
-    try:
-        number = float(value.strip() if isinstance(value, str) else value)
-    except (TypeError, ValueError):
-        raise InvalidParameterError(name, rule, value) from None
-    if not math.isfinite(number) or not number.is_integer():
-        raise InvalidParameterError(name, rule, value)
-    whole = int(number)
-    if (low is not None and whole < low) or (high is not None and whole > high):
-        raise InvalidParameterError(name, rule, value)
-    return whole
+    _within(name, value, number, low, high, rule)
+    return int(number)
 
 
 def as_optional_int(name: str, value: Any, low: int | None = None, high: int | None = None) -> int | None:
