@@ -32,6 +32,7 @@ from inspectors.engine.loading import LoadedModel
 from inspectors.engine.pieces import readable_pieces
 from inspectors.engine.record import StepDistributions, TurnRecord
 from inspectors.engine.sampling import SamplingParams, build_processors
+from inspectors.engine.segments import chat_segments
 from inspectors.engine.templating import PromptBuild, build_prompt
 from inspectors.errors import GenerationError, InvalidParameterError
 
@@ -321,6 +322,9 @@ def _generate_and_capture(
             "capture_s": time.perf_counter() - generated_at,
         },
     )
+    system = [m["content"] for m in prompt.messages if m["role"] == "system"]
+    system_ids = tokenizer(system[0], add_special_tokens=False)["input_ids"] if system else None
+    record.segments = chat_segments(record, system_ids)
     yield TurnProgress(record.reply_text, n_steps, record)
 
 

@@ -61,6 +61,7 @@ class TurnRecord:
     probes: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)  # seconds
     dtype: str = ""  # the precision the model computed this turn in, e.g. 'float32' (probabilities depend on it)
+    segments: Any = None  # engine.segments.Segments: each token's chat segment (system prompt, user message 2, ...)
 
     @property
     def n_tokens(self) -> int:

@@ -105,3 +105,58 @@ def test_top_contexts_are_each_features_strongest_tokens(trained, tokenizer):
         window, position = store.window_and_position(np.int64(top_row))
         assert entry["contexts"][0]["token"] == tokenizer.decode([int(store.token_ids[window][position])])
         assert entry["contexts"][0]["act"] == pytest.approx(float(dense[top_row, feature]), rel=1e-3, abs=1e-3)
+
+
+def hand_written_ce(lm, windows: np.ndarray, layer: int, replace) -> float:
+    """Mean next-token CE (nats) from positions 1..T-2, the residual after `layer` at positions 1.. replaced
+    through a pre-hook on the module that reads it next (not the code under test's hook on the layer),
+    and each prediction's -log p(target) taken one at a time."""
+    following = lm.decoder_layers[layer + 1] if layer + 1 < lm.n_layers else lm.parts.final_norm
+
+    def pre(module, args, kwargs):
+        if replace is None:
+            return None
+        hidden = kwargs.get("hidden_states", args[0] if args else None)
+        changed = hidden.clone()
+        changed[:, 1:, :] = replace(hidden[:, 1:, :])
+        if "hidden_states" in kwargs:
+            return args, {**kwargs, "hidden_states": changed}
+        return (changed, *args[1:]), kwargs
+
+    handle = following.register_forward_pre_hook(pre, with_kwargs=True)
+    losses = []
+    try:
+        with torch.no_grad():
+            for window in windows:
+                logits = lm.model(torch.tensor(window[None, :], dtype=torch.long)).logits[0].double()
+                for position in range(1, len(window) - 1):
+                    log_probs = torch.log_softmax(logits[position], dim=-1)
+                    losses.append(-float(log_probs[int(window[position + 1])]))
+    finally:
+        handle.remove()
+    return sum(losses) / len(losses)
+
+
+@pytest.mark.parametrize("layer", [1, 3])  # 3 is the last: the final norm reads its output
+def test_ce_loss_recovered_equals_a_hand_written_loop(tiny_dirs, tokenizer, tmp_path, layer):
+    from inspectors.engine.loading import load_model
+    from inspectors.sae.train.evaluate import loss_metrics
+    from inspectors.settings import Settings
+    from tests.helpers import save_tiny_sae
+
+    lm = load_model(settings=Settings(model_id=str(tiny_dirs["gemma3"])))
+    sae = load_sae_from_disk(save_tiny_sae(tmp_path / "sae", d_in=64, layer=layer, d_sae=32)).sae
+    windows = pack_windows(tokenizer, TEXTS)[:2, :40]
+    got = loss_metrics(lm, sae, windows, layer)
+
+    def reconstruct(resid):
+        return sae.decode(sae.encode(resid))
+
+    clean = hand_written_ce(lm, windows, layer, None)
+    with_sae = hand_written_ce(lm, windows, layer, reconstruct)
+    zero = hand_written_ce(lm, windows, layer, torch.zeros_like)
+    assert got.ce_clean == pytest.approx(clean, rel=1e-4) and got.ce_sae == pytest.approx(with_sae, rel=1e-4)
+    assert got.ce_zero == pytest.approx(zero, rel=1e-4) and got.n_predictions == 2 * 38
+    assert got.recovered == pytest.approx((zero - with_sae) / (zero - clean), rel=1e-3)
+    assert got.increase == pytest.approx(with_sae - clean, abs=1e-3)  # CE near 16 nats, in float32
+    assert abs(zero - clean) > 0.1  # a random model: the ratio is well defined, whatever its sign
