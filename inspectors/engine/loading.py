@@ -20,7 +20,7 @@ import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
 
 from inspectors.engine.architecture import Parts, find_parts
-from inspectors.engine.devices import needs_model_type, resolve_device, resolve_dtype
+from inspectors.engine.devices import needs_config, resolve_device, resolve_dtype
 from inspectors.engine.embedded import EMBEDDED, embedded_model_dir, is_embedded
 from inspectors.engine.gpu import on_zero_gpu
 from inspectors.engine.templating import GEMMA_TEMPLATE_FILE, gemma_chat_template
@@ -173,10 +173,8 @@ def _load(model_id: str, settings: Settings, device: torch.device, progress: Pro
         tuned = "instruction-tuned" if model_id.rstrip("/").endswith("-it") else "check whether it is instruction-tuned"
         description = f"{model_id} ({tuned})"
     try:
-        model_type = (
-            AutoConfig.from_pretrained(source, token=token).model_type if needs_model_type(settings, device) else None
-        )
-        dtype, dtype_note = resolve_dtype(settings, device, model_type)
+        config = AutoConfig.from_pretrained(source, token=token) if needs_config(settings, device) else None
+        dtype, dtype_note = resolve_dtype(settings, device, config)
         progress(0.8, f"Loading {model_id} on {device} as {str(dtype).removeprefix('torch.')} ({dtype_note})")
         kwargs: dict[str, Any] = {"dtype": dtype, "token": token, "trust_remote_code": False}
         if settings.load_in_4bit:

@@ -36,23 +36,49 @@ def test_float16_overflows_gemma_where_float32_does_not(loud_gemma2):
 
 
 @pytest.mark.parametrize(
-    ("device", "native", "model_type", "configured", "expected"),
+    ("device", "native", "config", "configured", "expected"),
     [
         ("cpu", False, None, "auto", torch.float32),
+        ("cpu", False, "gemma-3-270m", "auto", torch.float32),  # small: exact probabilities
+        ("cpu", False, "gemma-2-2b-it", "auto", torch.bfloat16),  # 2.6B: half the memory on a CPU
         ("cuda", True, None, "auto", torch.bfloat16),  # an A100, an H200 slice on ZeroGPU
-        ("cuda", False, "gemma2", "auto", torch.float32),  # a T4 running Gemma 2
-        ("cuda", False, "gemma3_text", "auto", torch.float32),
+        ("cuda", False, "gemma-2-2b-it", "auto", torch.float32),  # a T4 running Gemma 2
+        ("cuda", False, "gemma-3-270m", "auto", torch.float32),
         ("cuda", False, "llama", "auto", torch.float16),  # a T4 running another architecture
-        ("cuda", False, "gemma2", "float16", torch.float16),  # asked for explicitly
+        ("cuda", False, "gemma-2-2b-it", "float16", torch.float16),  # asked for explicitly
     ],
 )
-def test_dtype_policy(monkeypatch, device, native, model_type, configured, expected):
+def test_dtype_policy(monkeypatch, device, native, config, configured, expected):
+    from transformers import Gemma3TextConfig, LlamaConfig
+
+    from bench.shapes import gemma2_2b_it_config
+
+    configs = {
+        None: None,
+        "gemma-2-2b-it": gemma2_2b_it_config(256_000),
+        "gemma-3-270m": Gemma3TextConfig(
+            vocab_size=262_144,
+            hidden_size=640,
+            intermediate_size=2048,
+            num_hidden_layers=18,
+            num_attention_heads=4,
+            num_key_value_heads=1,
+            head_dim=256,
+        ),
+        "llama": LlamaConfig(),
+    }
     monkeypatch.setattr(devices, "native_bf16", lambda d: native)
-    dtype, why = devices.resolve_dtype(Settings(dtype=configured), torch.device(device), model_type)
+    dtype, why = devices.resolve_dtype(Settings(dtype=configured), torch.device(device), configs[config])
     assert dtype == expected and why
-    assert devices.needs_model_type(Settings(dtype=configured), torch.device(device)) == (
-        configured == "auto" and device == "cuda" and not native
+    assert devices.needs_config(Settings(dtype=configured), torch.device(device)) == (
+        configured == "auto" and (device == "cpu" or not native)
     )
+
+
+def test_parameter_counts_from_configs():
+    from bench.shapes import gemma2_2b_it_config
+
+    assert devices.parameter_count(gemma2_2b_it_config(256_000)) == pytest.approx(2.61e9, rel=0.02)
 
 
 def test_native_bfloat16_ignores_emulation(monkeypatch):
@@ -80,7 +106,7 @@ def test_zero_gpu_loads_on_the_cpu_then_moves_on_this_thread(tiny_dirs, monkeypa
 
     monkeypatch.setattr(loading, "on_zero_gpu", lambda: True)
     monkeypatch.setattr(loading, "resolve_device", lambda settings: torch.device("cuda"))
-    monkeypatch.setattr(loading, "needs_model_type", lambda settings, device: False)
+    monkeypatch.setattr(loading, "needs_config", lambda settings, device: False)
     monkeypatch.setattr(loading, "resolve_dtype", lambda s, d, m=None: (torch.float32, "test"))
     monkeypatch.setattr(loading.AutoModelForCausalLM, "from_pretrained", spy)
     settings = Settings(model_id=str(tiny_dirs["gemma2"]), cache_dir=tmp_path)  # its own registry key
