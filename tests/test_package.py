@@ -36,7 +36,8 @@ def test_the_package_imports_from_any_folder(tmp_path):
 
 def test_labs_are_listed_explicitly_with_their_views():
     assert registry.LABS == (
-        "template_vs_none", "multiturn", "tokenization", "sampling", "embeddings", "attention_generation", "sae"
+        "template_vs_none", "multiturn", "tokenization", "sampling", "embeddings", "attention_generation", "sae",
+        "explain",
     )  # fmt: skip
     for lab in registry.LABS:
         entry = registry.REGISTRY[lab]

@@ -8,6 +8,7 @@ that layer's (heads, T, T) probabilities; switching heads within the layer then 
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from inspectors.engine.cache import LRUCache, turn_key
 from inspectors.engine.forward import module_output
@@ -49,3 +50,40 @@ def _compute(lm: LoadedModel, token_ids: np.ndarray, layer: int) -> np.ndarray:
 
 def clear_cache() -> None:
     _cache.clear()
+
+
+def segment_attention(
+    lm: LoadedModel, token_ids: np.ndarray, segment_of_token: np.ndarray, queries: np.ndarray
+) -> np.ndarray:
+    """(layers, heads, Q, S) float32: the share of each query's attention that goes to each of the S chat
+    segments, at every layer and head, from one eager forward pass. Each layer's (heads, T, T) probabilities
+    are reduced to segments inside a hook and dropped, so a 2,048-token turn never holds them all."""
+    segments = torch.as_tensor(np.asarray(segment_of_token), dtype=torch.long)
+    n_segments = int(segments.max()) + 1
+    one_hot = torch.nn.functional.one_hot(segments, n_segments).float()  # (T, S)
+    rows = torch.as_tensor(np.asarray(queries), dtype=torch.long)
+    shares = np.zeros((lm.n_layers, lm.n_heads, len(rows), n_segments), dtype=np.float32)
+
+    def reduce(layer: int):
+        def hook(module, args, output) -> None:
+            weights = output[1]
+            if weights is None:
+                raise RuntimeError(f"Layer {layer} of {lm.model_id} returned no attention weights in eager mode.")
+            picked = weights[0].float().index_select(1, rows.to(weights.device))  # (H, Q, T)
+            shares[layer] = (picked @ one_hot.to(weights.device)).cpu().numpy()
+
+        return hook
+
+    input_ids = torch.tensor(np.asarray(token_ids)[None, :], dtype=torch.long, device=lm.device)
+    with lm.lock:
+        previous = lm.model.config._attn_implementation
+        handles = [lm.parts.attention(layer).register_forward_hook(reduce(layer)) for layer in range(lm.n_layers)]
+        try:
+            lm.model.set_attn_implementation("eager")
+            with torch.inference_mode():
+                lm.model.get_decoder()(input_ids=input_ids, use_cache=False)
+        finally:
+            for handle in handles:
+                handle.remove()
+            lm.model.set_attn_implementation(previous)
+    return shares

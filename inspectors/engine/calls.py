@@ -105,3 +105,34 @@ def run_lab(model: ModelRef, lab: str, inputs: dict[str, Any], progress: Progres
     from inspectors.labs.registry import run_lab as run
 
     return run(lab, model.load(), inputs, progress)
+
+
+@gpu(duration=VIEW_S)
+def logit_lens(model: ModelRef, token_ids: np.ndarray, positions: np.ndarray) -> Any:
+    """The LensGrid of the turn at `positions` (every layer, top-10 and the next token's probability)."""
+    from inspectors.engine.lens import logit_lens as lens
+
+    return lens(model.load(), token_ids, positions)
+
+
+def attribution_seconds(model: ModelRef, token_ids: Any, position: int, method: str, *args: Any, **kwargs: Any) -> int:
+    steps = kwargs.get("steps") or (args[1] if len(args) > 1 else 32)
+    return VIEW_S + (int(steps) // 2 if method == "integrated_gradients" else 10)
+
+
+@gpu(duration=attribution_seconds)
+def attribute(
+    model: ModelRef, token_ids: np.ndarray, position: int, method: str, segment_of_token: np.ndarray, steps: int = 32
+) -> Any:
+    """An Attribution of the token at `position` to every earlier token (engine/attribution.py)."""
+    from inspectors.engine.attribution import attribute as run
+
+    return run(model.load(), token_ids, position, method, segment_of_token=segment_of_token, steps=steps)
+
+
+@gpu(duration=VIEW_S)
+def segment_attention(model: ModelRef, token_ids: np.ndarray, segment_of_token: np.ndarray, queries: np.ndarray):
+    """(layers, heads, queries, segments) attention shares, from one eager pass."""
+    from inspectors.engine.attention import segment_attention as shares
+
+    return shares(model.load(), token_ids, segment_of_token, queries)

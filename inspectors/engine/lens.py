@@ -37,6 +37,13 @@ class LensGrid:
     def n_layers(self) -> int:
         return int(self.top_ids.shape[0])
 
+    def window(self, columns: slice) -> LensGrid:
+        """The same grid for some of its positions."""
+        return LensGrid(
+            self.positions[columns], self.target_ids[columns], self.top_ids[:, columns], self.top_probs[:, columns],
+            self.target_probs[:, columns],
+        )  # fmt: skip
+
     def commitment(self) -> np.ndarray:
         """(P,) the first layer from which the lens's top-1 stays the token that followed, at every later
         layer; -1 where the last layer's top-1 is another token (a sampled reply can pick one)."""

@@ -19,6 +19,7 @@ from inspectors.errors import InvalidParameterError
 from inspectors.labs import (
     attention_generation,
     embeddings,
+    explain,
     multiturn,
     sae,
     sampling,
@@ -29,6 +30,7 @@ from inspectors.labs.presets import load_preset, preset_info
 from inspectors.views import (
     lab_attention_generation,
     lab_embeddings,
+    lab_explain,
     lab_multiturn,
     lab_sae,
     lab_sampling,
@@ -51,6 +53,7 @@ REGISTRY: dict[str, LabEntry] = {  # in the course's order
     "embeddings": LabEntry(embeddings, lab_embeddings),
     "attention_generation": LabEntry(attention_generation, lab_attention_generation),
     "sae": LabEntry(sae, lab_sae),
+    "explain": LabEntry(explain, lab_explain),  # not the course's: its sentences through the "why" views
 }
 LABS: tuple[str, ...] = tuple(REGISTRY)
 

@@ -9,9 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import plotly.graph_objects as go
 
 from inspectors.views.attention_map import MAX_ROWS, axis_labels, query_window, select_head
+from inspectors.views.turn_attention import SPARSE_FROM, SPARSE_TOP_K
 
 EMPTY_TURN = "<p><em>Send a message: each turn's internals appear here.</em></p>"
 
@@ -74,21 +76,24 @@ class AttentionPanel:
     tokens: list[str] = field(default_factory=list)
 
     def api(self) -> dict[str, Any]:
-        """The selected head's (or mean's) rows of the query window, at most MAX_ROWS of them."""
+        """The selected head's (or mean's) rows of the query window, at most MAX_ROWS of them: dense up to
+        SPARSE_FROM tokens, each row's top keys beyond (`top_keys`: [[key, weight], ...] per row)."""
         if self.weights is None:
-            return {"turn": self.turn, "layer": self.layer, "head": self.head, "rows": []}
+            return {"turn": self.turn, "layer": self.layer, "head": self.head, "weights": []}
         matrix = select_head(self.weights.astype("float32"), self.head)
         start, end = query_window(matrix.shape[0], self.query_start, MAX_ROWS)
         labels = axis_labels(self.tokens)
-        return {
-            "turn": self.turn,
-            "layer": self.layer,
-            "head": self.head,
-            "query_start": start,
-            "query_tokens": labels[start:end],
-            "key_tokens": labels[:end],
-            "weights": [[round(float(w), 5) for w in row[:end]] for row in matrix[start:end]],
-        }
+        out = {"turn": self.turn, "layer": self.layer, "head": self.head, "query_start": start,
+               "query_tokens": labels[start:end]}  # fmt: skip
+        if matrix.shape[0] > SPARSE_FROM:
+            top = np.argsort(-matrix[start:end], axis=1)[:, :SPARSE_TOP_K]
+            out["top_keys"] = [
+                [[int(k), round(float(matrix[start + i, k]), 5)] for k in row] for i, row in enumerate(top)
+            ]
+            return out
+        out["key_tokens"] = labels[:end]
+        out["weights"] = [[round(float(w), 5) for w in row[:end]] for row in matrix[start:end]]
+        return out
 
 
 @dataclass
@@ -136,3 +141,52 @@ class LabPanel:
 
         figures = [{"title": title, "plotly": json.loads(fig.to_json())} for title, fig in self.figures]
         return {"lab": self.lab, "summary": self.summary, "result": self.result, "figures": figures}
+
+
+@dataclass
+class LensPanel:
+    turn: int | None
+    summary: str = ""
+    figure: go.Figure | None = None
+    commitment: list[tuple[str, str | None]] = field(default_factory=list)  # (token, 'from layer L')
+    cell: list[list[Any]] = field(default_factory=list)  # [rank, token, id, p] of the selected cell
+    rows: list[list[Any]] = field(default_factory=list)  # API rows
+    columns: list[int] = field(default_factory=list)  # the positions shown (each predicts the next token)
+
+    def api(self) -> dict[str, Any]:
+        headers = ["layer", "position", "token", "top-1 token", "top-1 probability", "probability of the token"]
+        return {"turn": self.turn, "summary": self.summary, "headers": headers, "rows": self.rows}
+
+
+@dataclass
+class WhyPanel:
+    turn: int | None
+    summary: str = "Send a message, then pick a reply token to explain."
+    step: int = 0
+    method: str = "gradient"
+    shading: list[tuple[str, float]] = field(default_factory=list)
+    figure: go.Figure | None = None
+    words: list[list[Any]] = field(default_factory=list)  # [word, score], strongest first
+    totals: dict[str, float] = field(default_factory=dict)  # per chat segment
+    rows: list[list[Any]] = field(default_factory=list)  # [position, token, segment, score]
+    warning: str = ""
+
+    def api(self) -> dict[str, Any]:
+        return {
+            "turn": self.turn, "step": self.step, "method": self.method, "summary": self.summary,
+            "warning": self.warning, "headers": ["position", "token", "segment", "score"], "rows": self.rows,
+            "segments": self.totals,
+        }  # fmt: skip
+
+
+@dataclass
+class TurnAttentionPanel:
+    turn: int | None
+    summary: str = ""
+    stacked: go.Figure | None = None
+    by_layer: go.Figure | None = None
+    rows: list[list[Any]] = field(default_factory=list)  # [reply position, segment, share]
+
+    def api(self) -> dict[str, Any]:
+        headers = ["reply position", "segment", "share"]
+        return {"turn": self.turn, "summary": self.summary, "headers": headers, "rows": self.rows}

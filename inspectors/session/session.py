@@ -27,12 +27,12 @@ from inspectors.engine.sampling import MAX_SEED, MAX_TEMPERATURE, SamplingParams
 from inspectors.engine.stop import StopSignal
 from inspectors.errors import InspectorError, InvalidParameterError
 from inspectors.inputs import MAX_MESSAGE_CHARS, as_float, as_index, as_int, as_optional_int, as_text
-from inspectors.session import tabs
+from inspectors.session import explain, tabs
 from inspectors.session.shared import Shared
 
 log = logging.getLogger(__name__)
 
-TABS = ("prompt", "tokens", "next_token", "attention", "sae")
+TABS = ("prompt", "tokens", "next_token", "attention", "layers", "why", "sae")
 BUSY = "A reply is still being generated in this session: wait for it, or press Stop."
 
 
@@ -288,6 +288,9 @@ class Session:
     search_panel = tabs.search_panel
     tokenize = tabs.tokenize
     lab_panel = tabs.lab_panel
+    lens_panel = explain.lens_panel
+    why_panel = explain.why_panel
+    turn_attention_panel = explain.turn_attention_panel
 
     def retry_default_model(self, progress: ProgressFn | None = None) -> ModelSwitch:
         """Try the app's configured model again (after a token was added, say); on success this session

@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 ATTENTION_CACHE_ENTRIES = 6  # layers kept across all sessions; each is heads x T^2 float16
 SAE_CACHE_ENTRIES = 32  # sparse activations of a turn: top-k per token and one feature's column
+EXPLAIN_CACHE_ENTRIES = 32  # lens grids (layers x positions x top-10), attributions, segment attention
 SAELookup = tuple[object | None, str]  # (LoadedSAE or None, why there is none or that it is loading)
 
 
@@ -46,6 +47,7 @@ class Shared:
         self._sae_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sae-load")
         self._attention = LRUCache(ATTENTION_CACHE_ENTRIES)
         self._sae_activations = LRUCache(SAE_CACHE_ENTRIES)
+        self._explained = LRUCache(EXPLAIN_CACHE_ENTRIES)
 
     # ---- start-up -------------------------------------------------------------------------------------
     def start(self, background: bool = False, preload: list[str] | None = None) -> None:
@@ -181,6 +183,15 @@ class Shared:
             weights = calls.attention(self.ref(model_id), np.asarray(token_ids), layer)
             self._attention.put(key, weights)
         return weights
+
+    def cached(self, model_id: str, token_ids: np.ndarray, parts: tuple, compute: Any) -> Any:
+        """What `compute()` returns for this model and these tokens, computed once (across sessions too)."""
+        key = turn_key(model_id, self.model(model_id).model, token_ids, *parts)
+        value = self._explained.get(key)
+        if value is None:
+            value = compute()
+            self._explained.put(key, value)
+        return value
 
     def sae_activations(self, model_id: str, layer: int | None, lsae: Any, record: TurnRecord, feature: int) -> Any:
         """The turn's SparseActivations under `lsae` with `feature`'s column: from the record when it was

@@ -23,7 +23,7 @@ from inspectors.session.panels import (
     SearchPanel,
     TokensPanel,
 )
-from inspectors.views.attention_map import attention_figure, heads_overview
+from inspectors.views.attention_map import attention_figure, heads_overview, query_window, select_head
 from inspectors.views.next_token import next_token_figure, step_rows, step_summary
 from inspectors.views.prompt import prompt_html, prompt_warnings
 from inspectors.views.sae_view import (
@@ -35,6 +35,7 @@ from inspectors.views.sae_view import (
     top_feature_rows,
 )
 from inspectors.views.tokens import highlighted_tokens, reply_tokens, token_rows, tokenize_rows
+from inspectors.views.turn_attention import SPARSE_FROM, sparse_figure
 
 if TYPE_CHECKING:
     from inspectors.engine.loading import ProgressFn
@@ -92,18 +93,17 @@ def attention_panel(
     start = as_int("query_start", query_start or 0, 0, record.n_tokens - 1)
     weights = session.shared.attention(record.model_id, record.token_ids, layer)
     matrix = weights.astype("float32")
-    return AttentionPanel(
-        index,
-        lm.n_layers,
-        lm.n_heads,
-        layer,
-        head,
-        start,
-        attention_figure(matrix, record.tokens, head, layer, start),
-        heads_overview(matrix, layer, start),
-        weights,
-        record.tokens,
-    )
+    if record.n_tokens > SPARSE_FROM:  # a long turn: each query row's strongest keys, no dense matrix
+        start_row, end_row = query_window(record.n_tokens, start)
+        rows = select_head(matrix, head)[start_row:end_row]
+        title = f"Layer {layer}, {'mean over heads' if head == 'mean' else f'head {head}'}: each query's top keys"
+        heatmap, overview = sparse_figure(rows, record.tokens, title, first_query=start_row), None
+    else:
+        heatmap, overview = (
+            attention_figure(matrix, record.tokens, head, layer, start),
+            heads_overview(matrix, layer, start),
+        )
+    return AttentionPanel(index, lm.n_layers, lm.n_heads, layer, head, start, heatmap, overview, weights, record.tokens)
 
 
 def sae_panel(

@@ -135,6 +135,33 @@ class Api:
         return self.session(request).sae_panel(turn, layer, feature, position).api()
 
     @shown_errors
+    def logit_lens(
+        self, turn: OptionalNumber = None, with_prompt: bool = False, start: Number = 0, request: gr.Request = None
+    ) -> dict:
+        """The logit lens: per layer and position, the lens's top token and the probability of the token that came."""
+        return self.session(request).lens_panel(turn, with_prompt, start).api()
+
+    @shown_errors
+    def attribution(
+        self,
+        turn: OptionalNumber = None,
+        step: Number = 0,
+        method: str = "gradient",
+        steps: Number = 32,
+        request: gr.Request = None,
+    ) -> dict:
+        """How much each earlier token contributed to reply token `step` (gradient, integrated_gradients,
+        occlusion): per token and per chat segment."""
+        return self.session(request).why_panel(turn, step, method, steps).api()
+
+    @shown_errors
+    def turn_attention(
+        self, turn: OptionalNumber = None, layer: Number = "mean", head: Number = "mean", request: gr.Request = None
+    ) -> dict:
+        """The share of each reply token's attention that goes to each chat segment."""
+        return self.session(request).turn_attention_panel(turn, layer, head).api()
+
+    @shown_errors
     def search_features(self, query: str, layer: OptionalNumber = None, request: gr.Request = None) -> dict:
         """Features of a shipped SAE whose top contexts fire on the query's words."""
         return self.session(request).search_panel(query, layer).api()
@@ -155,7 +182,9 @@ class Api:
         gr.api(self.stop, api_name="stop", queue=False)
         gr.api(self.load_model, api_name="load_model", concurrency_id="models", concurrency_limit=1)
         gr.api(self.model_info, api_name="model_info", concurrency_id="models", concurrency_limit=1)
-        for fn in (self.turns, self.inspect_prompt, self.inspect_tokens, self.next_token, self.attention, self.sae):
+        views = (self.turns, self.inspect_prompt, self.inspect_tokens, self.next_token, self.attention, self.sae,
+                 self.logit_lens, self.attribution, self.turn_attention)  # fmt: skip
+        for fn in views:
             gr.api(fn, api_name=fn.__name__, concurrency_id=VIEWS)
         gr.api(self.search_features, api_name="search_features", concurrency_id="search", concurrency_limit=2)
         gr.api(self.tokenize, api_name="tokenize", concurrency_id=VIEWS)

@@ -16,7 +16,7 @@ from inspectors.session import SessionStore, Shared
 from inspectors.settings import Settings
 from inspectors.ui.api import Api
 from inspectors.ui.chat import ChatColumn
-from inspectors.ui.common import GradioProgress, arrived_at, session_of, shown_errors, with_request
+from inspectors.ui.common import LENS_CLICKS_JS, GradioProgress, arrived_at, session_of, shown_errors, with_request
 from inspectors.ui.inspect import InspectArea
 from inspectors.ui.labs import build_labs_tab
 from inspectors.views.model import model_card
@@ -98,6 +98,7 @@ def _wire(demo: gr.Blocks, store: SessionStore, chat: ChatColumn, area: InspectA
     )
     area.after(retried.then(_model_controls(store, area), None, _model_control_outputs(area), **private))
     page_outputs = [chat.card, chat.model_picker, chat.chatbot, chat.notice, chat.retry_default]
+    demo.load(None, None, None, js=LENS_CLICKS_JS, **private)
     demo.load(_page_loaded(store), None, page_outputs, **private).then(
         _model_controls(store, area), None, _model_control_outputs(area), **private
     )

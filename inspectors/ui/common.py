@@ -24,6 +24,29 @@ CSS = """
 .gi-special {background: #c7d2fe; color: #312e81; border-radius: 4px; padding: 0 3px; font-weight: 600;}
 .gi-tokens {display: flex; flex-wrap: wrap; gap: 3px; font-family: ui-monospace, monospace; font-size: 13px;}
 .gi-tok {border-radius: 4px; padding: 1px 4px;}
+.gi-hidden {display: none !important;}
+"""
+
+# Gradio's Plot reports no clicks. This page script listens to Plotly's own click event on the logit-lens
+# plot and writes "layer,column" into a hidden textbox, whose input event asks for that cell's top-10.
+LENS_CLICKS_JS = """
+() => {
+  const wire = () => {
+    const plot = document.querySelector('#gi-lens .js-plotly-plot');
+    if (plot && !plot.__giWired && plot.on) {
+      plot.__giWired = true;
+      plot.on('plotly_click', (event) => {
+        const point = event.points && event.points[0];
+        const box = document.querySelector('#gi-lens-cell textarea, #gi-lens-cell input');
+        if (!point || !box) return;
+        const [row, column] = point.pointIndex;
+        box.value = `${row},${column}`;
+        box.dispatchEvent(new Event('input', {bubbles: true}));
+      });
+    }
+  };
+  new MutationObserver(wire).observe(document.body, {childList: true, subtree: true});
+}
 """
 
 

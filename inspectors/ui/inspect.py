@@ -15,10 +15,12 @@ from inspectors.session import SessionStore
 from inspectors.settings import Settings
 from inspectors.ui.common import session_of, shown_errors, with_request
 from inspectors.ui.tabs.attention import AttentionTab
+from inspectors.ui.tabs.layers import LayersTab
 from inspectors.ui.tabs.next_token import NextTokenTab
 from inspectors.ui.tabs.prompt import PromptTab
 from inspectors.ui.tabs.sae import SAETab
 from inspectors.ui.tabs.tokens import TokensTab
+from inspectors.ui.tabs.why import WhyTab
 
 VIEWS = "views"  # concurrency group of the tabs: never the chat's slot
 
@@ -32,8 +34,11 @@ class InspectArea:
             self.tokens = TokensTab()
             self.next_token = NextTokenTab()
             self.attention = AttentionTab()
+            self.layers = LayersTab()
+            self.why = WhyTab()
             self.sae = SAETab(settings.sae_feature)
-        self.views = {view.id: view for view in (self.prompt, self.tokens, self.next_token, self.attention, self.sae)}
+        views = (self.prompt, self.tokens, self.next_token, self.attention, self.layers, self.why, self.sae)
+        self.views = {view.id: view for view in views}
         self.inputs = [self.turn, *(c for view in self.views.values() for c in view.controls)]
         self.outputs = list(dict.fromkeys(o for view in self.views.values() for o in view.outputs))
 
@@ -105,6 +110,18 @@ class InspectArea:
         attention.layer.release(self.only(attention.id), self.inputs, self.outputs, **private)
         attention.head.input(self.only(attention.id), self.inputs, self.outputs, **private)
         attention.query_start.submit(self.only(attention.id), self.inputs, self.outputs, **private)
+        attention.segment_layer.input(self.only(attention.id), self.inputs, self.outputs, **private)
+        layers, why = self.layers, self.why
+        layers.with_prompt.input(self.only(layers.id), self.inputs, self.outputs, **private)
+        for control in (layers.start.submit, layers.clicked.input):
+            control(self.only(layers.id), self.inputs, self.outputs, **private)
+        why.reply_chips.select(_clicked_index, None, why.step, api_visibility="private").then(
+            self.only(why.id), self.inputs, self.outputs, **private
+        )
+        for control in (why.step.submit, why.method.input, why.steps.submit):
+            control(self.only(why.id), self.inputs, self.outputs, **private)
+        # a click on a reply token in the Next token tab also picks the token the Why tab explains
+        next_token.reply_chips.select(_clicked_index, None, why.step, api_visibility="private")
         for box in (sae.feature, sae.position):
             box.submit(self.only(sae.id), self.inputs, self.outputs, **private)
         sae.shading.select(_clicked_index, None, sae.position, api_visibility="private").then(

@@ -70,3 +70,18 @@ def test_generation_attention_implementation_is_restored(tiny_lm, turn):
 def test_invalid_layer(tiny_lm, turn):
     with pytest.raises(InvalidParameterError, match=r"`layer` must be in \[0, 3\]"):
         layer_attention(tiny_lm, turn, 4)
+
+
+def test_segment_shares_are_the_attention_rows_summed_by_segment(tiny_lm, turn):
+    from inspectors.engine.attention import segment_attention
+
+    segments = turn.segments.of_token
+    queries = np.arange(turn.n_prompt, turn.n_tokens)
+    shares = segment_attention(tiny_lm, turn.token_ids, segments, queries)
+    assert shares.shape == (tiny_lm.n_layers, tiny_lm.n_heads, len(queries), len(turn.segments.names))
+    np.testing.assert_allclose(shares.sum(-1), 1.0, atol=1e-4)  # every query's attention, all of it
+    for layer in (0, tiny_lm.n_layers - 1):
+        weights = manual_attention(tiny_lm, turn.token_ids, layer)  # (H, T, T), by hand
+        for s in range(len(turn.segments.names)):
+            expected = weights[:, queries][:, :, segments == s].sum(-1)
+            np.testing.assert_allclose(shares[layer, :, :, s], expected, atol=1e-3)

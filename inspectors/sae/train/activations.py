@@ -1,4 +1,5 @@
-"""Residual-stream activations of the embedded model over the corpus, cached on disk as float16.
+"""Residual-stream activations of the embedded model over the corpus, cached on disk as float32 (Gemma 3's
+residual stream outgrows float16's 65,504 in deeper layers).
 
 Texts are packed into `<bos>` + 255-token windows. The `<bos>` position is dropped: Gemma's residual
 stream there has a norm hundreds of times larger than anywhere else, and SAEs are trained without it
@@ -68,12 +69,18 @@ def residuals(lm: LoadedModel, input_ids: torch.Tensor, layers: Sequence[int]) -
 def collect(
     lm: LoadedModel, texts: Sequence[str], layers: Sequence[int], directory: Path, batch_size: int = 8
 ) -> ActivationStore:
-    """Write layer_L.npy (float16, rows = non-<bos> positions), windows.npy and meta.json; reuse them
+    """Write layer_L.npy (float32, rows = non-<bos> positions), windows.npy and meta.json; reuse them
     when `directory` already holds a complete run over the same windows and layers."""
     directory.mkdir(parents=True, exist_ok=True)
     windows = pack_windows(lm.tokenizer, texts)
     layers = tuple(sorted(set(layers)))
-    meta = {"model": lm.model_id, "layers": list(layers), "context": CONTEXT, "n_windows": len(windows)}
+    meta = {
+        "model": lm.model_id,
+        "layers": list(layers),
+        "context": CONTEXT,
+        "n_windows": len(windows),
+        "dtype": "float32",
+    }
     meta["n_rows"] = int(len(windows) * (CONTEXT - 1))
     meta_file = directory / "meta.json"
     finished = meta_file.is_file() and json.loads(meta_file.read_text()) == meta
@@ -84,7 +91,7 @@ def collect(
     d_model = int(lm.text_config.hidden_size)
     outputs = {
         layer: np.lib.format.open_memmap(
-            directory / f"layer_{layer}.npy", mode="w+", dtype=np.float16, shape=(meta["n_rows"], d_model)
+            directory / f"layer_{layer}.npy", mode="w+", dtype=np.float32, shape=(meta["n_rows"], d_model)
         )
         for layer in layers
     }
@@ -95,7 +102,7 @@ def collect(
             acts = residuals(lm, batch, layers)
             for layer in layers:
                 rows = acts[layer][:, 1:, :].float().cpu().numpy().reshape(-1, d_model)
-                outputs[layer][start * body : start * body + len(rows)] = rows.astype(np.float16)
+                outputs[layer][start * body : start * body + len(rows)] = rows
             bar.update(len(batch) * body)
     for array in outputs.values():
         array.flush()

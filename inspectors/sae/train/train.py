@@ -37,7 +37,7 @@ def train_topk_sae(acts: np.ndarray, hook_name: str, model_name: str, options: T
     from sae_lens.saes.sae import SAEMetadata
 
     torch.manual_seed(options.seed)
-    data = torch.from_numpy(np.array(acts))  # float16 in RAM; batches are cast to float32
+    data = torch.from_numpy(np.array(acts))  # (n, d) in RAM; batches are cast to float32
     finite = torch.isfinite(data).all(dim=1)
     data = data[finite] if not bool(finite.all()) else data
     # Scaled so the mean norm is sqrt(d_in) (sae-lens's "expected_average_only_in", done here so the
