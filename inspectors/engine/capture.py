@@ -33,6 +33,7 @@ from inspectors.engine.pieces import readable_pieces
 from inspectors.engine.record import StepDistributions, TurnRecord
 from inspectors.engine.sampling import SamplingParams, build_processors
 from inspectors.engine.segments import chat_segments
+from inspectors.engine.steering import Steering, steered, step_kl
 from inspectors.engine.templating import PromptBuild, build_prompt
 from inspectors.errors import GenerationError, InvalidParameterError
 
@@ -69,15 +70,18 @@ def stream_turn(
     *,
     probes: Sequence[LayerProbe] = (),
     stop_event: threading.Event | None = None,
+    steering: Steering | None = None,
 ) -> Iterator[TurnProgress]:
-    """Reply to the last user message of `messages`, yielding the reply as it grows, then the record."""
+    """Reply to the last user message of `messages`, yielding the reply as it grows, then the record.
+    `steering`: a vector added after one layer for this reply (the record then keeps, per step, the KL
+    divergence of the steered next-token distribution from the unsteered one)."""
     params = params or SamplingParams()
     _check_limits(lm, params, probes)
     prompt = build_prompt(lm.tokenizer, lm.chat_template, messages, lm.context_limit - params.max_new_tokens)
     if params.seed is None:
         params = params.with_seed(secrets.randbelow(2**31))
     stop_event = stop_event or threading.Event()  # set it to stop the reply early
-    yield from _generate_and_capture(lm, prompt, params, probes, stop_event)
+    yield from _generate_and_capture(lm, prompt, params, probes, stop_event, steering)
 
 
 def run_turn(
@@ -86,10 +90,11 @@ def run_turn(
     params: SamplingParams | None = None,
     *,
     probes: Sequence[LayerProbe] = (),
+    steering: Steering | None = None,
 ) -> TurnRecord:
     """`stream_turn` without streaming: the finished record."""
     record = None
-    for progress in stream_turn(lm, messages, params, probes=probes):
+    for progress in stream_turn(lm, messages, params, probes=probes, steering=steering):
         record = progress.record or record
     assert record is not None  # the last progress always carries the record
     return record
@@ -221,6 +226,7 @@ def _generate_and_capture(
     params: SamplingParams,
     probes: Sequence[LayerProbe],
     stop_event: threading.Event,
+    steering: Steering | None = None,
 ) -> Iterator[TurnProgress]:
     tokenizer = lm.tokenizer
     input_ids = torch.tensor([prompt.ids], device=lm.device)
@@ -251,7 +257,7 @@ def _generate_and_capture(
                 hooks = _ResidualHooks(lm, {probe.layer for probe in probes})
                 try:
                     torch.manual_seed(params.seed)
-                    with torch.inference_mode():
+                    with torch.inference_mode(), steered(lm, steering):
                         output = lm.model.generate(
                             input_ids=input_ids,
                             attention_mask=torch.ones_like(input_ids),
@@ -264,6 +270,9 @@ def _generate_and_capture(
                     result["output"] = output
                 finally:
                     hooks.remove()
+                if steering is not None:
+                    sequence = output.sequences[0].cpu().numpy()
+                    result["steering_kl"] = step_kl(lm, sequence, len(prompt.ids), steering)
         except BaseException as err:  # re-raised in the consumer thread
             result["error"] = err
             streamer.end()
@@ -316,6 +325,8 @@ def _generate_and_capture(
         warnings=list(prompt.warnings),
         probes=result["probes"],
         dtype=str(lm.dtype).removeprefix("torch."),
+        steering=None if steering is None else steering.summary(),
+        steering_kl=None if steering is None else result["steering_kl"][:n_steps],
         timings={
             "time_to_first_token_s": (first_token_at or generated_at) - started,
             "generate_s": generated_at - started,

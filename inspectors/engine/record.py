@@ -62,6 +62,8 @@ class TurnRecord:
     timings: dict[str, float] = field(default_factory=dict)  # seconds
     dtype: str = ""  # the precision the model computed this turn in, e.g. 'float32' (probabilities depend on it)
     segments: Any = None  # engine.segments.Segments: each token's chat segment (system prompt, user message 2, ...)
+    steering: dict[str, Any] | None = None  # what the reply was steered with: layer, description, norm
+    steering_kl: np.ndarray | None = None  # (S,) KL(steered || unsteered) of each step's distribution, nats
 
     @property
     def n_tokens(self) -> int:
