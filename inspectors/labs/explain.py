@@ -20,8 +20,7 @@ from inspectors.engine.loading import LoadedModel, ProgressFn
 from inspectors.engine.pieces import readable_pieces
 from inspectors.errors import InvalidParameterError
 from inspectors.labs.generation import check_max_new_tokens, check_text, greedy_generate, split_at_stop
-
-MAX_SENTENCES = 6
+from inspectors.views.lab_explain import N_FIGURES as MAX_SENTENCES
 
 
 @dataclass

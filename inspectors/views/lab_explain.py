@@ -8,13 +8,13 @@ from typing import TYPE_CHECKING
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from inspectors.labs.explain import MAX_SENTENCES
 from inspectors.views.tokens import show_whitespace
 
 if TYPE_CHECKING:
     from inspectors.labs.explain import Explained, ExplainResult
 
-N_FIGURES = MAX_SENTENCES
+# The lab explains at most this many sentences: one figure slot each in the UI.
+N_FIGURES = 6
 
 
 def sentence_figure(item: Explained) -> go.Figure:

@@ -42,7 +42,10 @@ def roundtrip(value):
 
 
 def test_every_gpu_call_is_listed():
-    assert {fn.__name__ for fn in GPU_CALLS} == {"stream_reply", "attention", "sae_activations", "run_lab"}
+    assert {fn.__name__ for fn in GPU_CALLS} == {
+        "stream_reply", "attention", "sae_activations", "run_lab", "logit_lens", "attribute", "segment_attention",
+        "feature_steering_vector", "mean_difference_vector",
+    }  # fmt: skip
 
 
 def test_arguments_and_results_of_every_gpu_call_pickle(settings):
@@ -61,6 +64,19 @@ def test_arguments_and_results_of_every_gpu_call_pickle(settings):
     assert acts.feature == 5 and acts.feature_values.shape == (record.n_tokens,)
     result = roundtrip(calls.run_lab(*roundtrip((model, "tokenization", {"sentence": "Hi there"}))))
     assert result.ids == model.load().tokenizer("Hi there", add_special_tokens=False)["input_ids"]
+
+    positions = np.array([record.n_tokens - 2])
+    grid = roundtrip(calls.logit_lens(*roundtrip((model, record.token_ids, positions))))
+    assert grid.top_ids.shape[1] == len(positions) and grid.target_ids[0] == record.token_ids[-1]
+    segments = record.segments.of_token
+    attribution = roundtrip(calls.attribute(*roundtrip((model, record.token_ids, 3, "gradient", segments))))
+    assert len(attribution.scores) == 3
+    shares = roundtrip(calls.segment_attention(*roundtrip((model, record.token_ids, segments, positions))))
+    assert shares.shape[2] == 1
+    steering = roundtrip(calls.feature_steering_vector(*roundtrip((model, None, [3], 2.0, "residual norm"))))
+    assert "feature 3 " in steering.description and steering.vector.shape == (64,)
+    added = roundtrip(calls.mean_difference_vector(*roundtrip((model, 1, ["happy"], ["sad"], 1.0))))
+    assert added.layer == 1 and added.vector.shape == (64,)
 
 
 def test_a_session_chats_inspects_and_runs_a_lab_through_forked_calls(settings, forked, monkeypatch):
