@@ -21,6 +21,7 @@ from inspectors.engine.gpu import gpu
 from inspectors.engine.loading import LoadedModel, ProgressFn, load_model
 from inspectors.engine.record import TurnRecord
 from inspectors.engine.sampling import SamplingParams
+from inspectors.engine.steering import Steering
 from inspectors.engine.stop import StopSignal
 from inspectors.settings import Settings
 
@@ -57,9 +58,12 @@ def stream_reply(
     stop: StopSignal,
     sae_layer: int | None = None,
     sae_feature: int | None = None,
+    steering: Steering | None = None,
+    forced: Sequence[int] = (),
 ) -> Iterator[TurnProgress]:
     """Reply to the last user message, streaming; the last progress carries the record. With an SAE
-    layer (an SAE the server already opened for this model), the record keeps its sparse activations."""
+    layer (an SAE the server already opened for this model), the record keeps its sparse activations.
+    `steering` and `forced` (a branch's given first tokens): see capture.stream_turn."""
     lm = model.load()
     probes = []
     if sae_feature is not None:
@@ -67,7 +71,7 @@ def stream_reply(
         from inspectors.sae.sources import open_sae
 
         probes.append(sae_probe(open_sae(lm, sae_layer), sae_feature))
-    yield from stream_turn(lm, messages, params, probes=probes, stop_event=stop)
+    yield from stream_turn(lm, messages, params, probes=probes, stop_event=stop, steering=steering, forced=forced)
 
 
 @gpu(duration=VIEW_S)
@@ -136,3 +140,29 @@ def segment_attention(model: ModelRef, token_ids: np.ndarray, segment_of_token: 
     from inspectors.engine.attention import segment_attention as shares
 
     return shares(model.load(), token_ids, segment_of_token, queries)
+
+
+@gpu(duration=VIEW_S)
+def feature_steering_vector(
+    model: ModelRef, sae_layer: int | None, features: Sequence[int], strength: float, scale: str
+) -> Steering:
+    """A Steering along SAE features of the SAE at `sae_layer` (engine/steering.py states the scales)."""
+    from inspectors.engine.steering import MAX_ACTIVATION, feature_steering, reference_norm
+    from inspectors.sae.sources import open_sae
+
+    lm = model.load()
+    lsae = open_sae(lm, sae_layer)
+    rows, layer = lsae.decoder_rows(features), lsae.layer
+    if scale == MAX_ACTIVATION:
+        peaks = lsae.max_activations(features)
+        return feature_steering(rows, features, strength, scale, layer=layer, max_activations=peaks)
+    return feature_steering(rows, features, strength, scale, layer=layer, residual_norm=reference_norm(lm, layer))
+
+
+@gpu(duration=VIEW_S)
+def mean_difference_vector(
+    model: ModelRef, layer: int, prompts_a: Sequence[str], prompts_b: Sequence[str], strength: float
+) -> Steering:
+    from inspectors.engine.steering import mean_difference_steering
+
+    return mean_difference_steering(model.load(), layer, prompts_a, prompts_b, strength)

@@ -27,7 +27,7 @@ from transformers import (
 )
 from transformers.generation.streamers import BaseStreamer
 
-from inspectors.engine.forward import block_output
+from inspectors.engine.forward import block_output, next_token_logits
 from inspectors.engine.loading import LoadedModel
 from inspectors.engine.pieces import readable_pieces
 from inspectors.engine.record import StepDistributions, TurnRecord
@@ -71,17 +71,22 @@ def stream_turn(
     probes: Sequence[LayerProbe] = (),
     stop_event: threading.Event | None = None,
     steering: Steering | None = None,
+    forced: Sequence[int] = (),
 ) -> Iterator[TurnProgress]:
     """Reply to the last user message of `messages`, yielding the reply as it grows, then the record.
     `steering`: a vector added after one layer for this reply (the record then keeps, per step, the KL
-    divergence of the steered next-token distribution from the unsteered one)."""
+    divergence of the steered next-token distribution from the unsteered one).
+    `forced`: the reply's first tokens, given rather than sampled (a branch: an earlier reply's first i
+    tokens and a chosen token i); their steps keep the distributions the model had there, and the reply
+    goes on from them with `params`, within the same max_new_tokens."""
     params = params or SamplingParams()
     _check_limits(lm, params, probes)
+    forced = _check_forced(lm, forced, params)
     prompt = build_prompt(lm.tokenizer, lm.chat_template, messages, lm.context_limit - params.max_new_tokens)
     if params.seed is None:
         params = params.with_seed(secrets.randbelow(2**31))
     stop_event = stop_event or threading.Event()  # set it to stop the reply early
-    yield from _generate_and_capture(lm, prompt, params, probes, stop_event, steering)
+    yield from _generate_and_capture(lm, prompt, params, probes, stop_event, steering, forced)
 
 
 def run_turn(
@@ -91,10 +96,11 @@ def run_turn(
     *,
     probes: Sequence[LayerProbe] = (),
     steering: Steering | None = None,
+    forced: Sequence[int] = (),
 ) -> TurnRecord:
     """`stream_turn` without streaming: the finished record."""
     record = None
-    for progress in stream_turn(lm, messages, params, probes=probes, steering=steering):
+    for progress in stream_turn(lm, messages, params, probes=probes, steering=steering, forced=forced):
         record = progress.record or record
     assert record is not None  # the last progress always carries the record
     return record
@@ -111,6 +117,30 @@ def _check_limits(lm: LoadedModel, params: SamplingParams, probes: Sequence[Laye
             raise InvalidParameterError(
                 f"probe {probe.name!r} layer", f"must be in [0, {lm.n_layers - 1}] for {lm.model_id}", probe.layer
             )
+
+
+def _check_forced(lm: LoadedModel, forced: Sequence[int], params: SamplingParams) -> list[int]:
+    forced = [int(token) for token in forced]
+    if len(forced) > params.max_new_tokens:
+        raise InvalidParameterError(
+            "forced tokens", f"must be at most max_new_tokens ({params.max_new_tokens})", len(forced)
+        )
+    vocab = lm.model.get_input_embeddings().num_embeddings
+    for token in forced:
+        if not 0 <= token < vocab:
+            raise InvalidParameterError("token id", f"must be in [0, {vocab - 1}] for {lm.model_id}", token)
+    return forced
+
+
+def _feed_forced(lm: LoadedModel, recorder: _StepRecorder, input_ids: torch.Tensor, n_prompt: int) -> None:
+    """Record the steps of the forced tokens (the model's distribution at each, as if it had chosen them)
+    from one pass over the prompt and the forced tokens."""
+    n_tokens = input_ids.shape[1]
+    position = n_prompt - 1
+    for logits in next_token_logits(lm, input_ids, n_prompt - 1, n_tokens - 1):
+        for row in logits:
+            recorder(input_ids[:, : position + 1], row[None, :])
+            position += 1
 
 
 class _StepRecorder(LogitsProcessor):
@@ -227,16 +257,20 @@ def _generate_and_capture(
     probes: Sequence[LayerProbe],
     stop_event: threading.Event,
     steering: Steering | None = None,
+    forced: Sequence[int] = (),
 ) -> Iterator[TurnProgress]:
     tokenizer = lm.tokenizer
-    input_ids = torch.tensor([prompt.ids], device=lm.device)
+    n_prompt = len(prompt.ids)
+    input_ids = torch.tensor([[*prompt.ids, *forced]], device=lm.device)
+    # A forced stop token ends the reply, as does a prefix as long as the reply may be: nothing to generate.
+    generates = not forced or (forced[-1] not in lm.stop_token_ids and len(forced) < params.max_new_tokens)
     recorder = _StepRecorder(build_processors(params), lm.settings.top_k_stored)
     streamer = _TokenQueue()
     # Neutral values so generate adds no processors of its own (nor the model's defaults, e.g. Gemma 3's
     # top_k=64): the recorder applies `params` with transformers' processors. Greedy adds no warpers.
     neutral = {"temperature": 1.0, "top_k": 0, "top_p": 1.0} if params.do_sample else {}
     config = GenerationConfig(
-        max_new_tokens=params.max_new_tokens,
+        max_new_tokens=max(1, params.max_new_tokens - len(forced)),  # unused when nothing is generated
         do_sample=params.do_sample,
         repetition_penalty=1.0,
         **neutral,
@@ -254,25 +288,33 @@ def _generate_and_capture(
         # so no other session's forward pass is ever recorded.
         try:
             with lm.lock:
+                if forced and generates:  # before the hooks: generate's own prefill gives them the prompt
+                    with torch.inference_mode(), steered(lm, steering):
+                        _feed_forced(lm, recorder, input_ids, n_prompt)
                 hooks = _ResidualHooks(lm, {probe.layer for probe in probes})
                 try:
                     torch.manual_seed(params.seed)
                     with torch.inference_mode(), steered(lm, steering):
-                        output = lm.model.generate(
-                            input_ids=input_ids,
-                            attention_mask=torch.ones_like(input_ids),
-                            generation_config=config,
-                            logits_processor=LogitsProcessorList([recorder]),
-                            stopping_criteria=StoppingCriteriaList([_StopOnEvent(stop_event, abandoned)]),
-                            streamer=streamer,
-                        )
-                        result["probes"] = _run_probes(lm, hooks, probes, output, output.sequences[0])
-                    result["output"] = output
+                        if generates:
+                            output = lm.model.generate(
+                                input_ids=input_ids,
+                                attention_mask=torch.ones_like(input_ids),
+                                generation_config=config,
+                                logits_processor=LogitsProcessorList([recorder]),
+                                stopping_criteria=StoppingCriteriaList([_StopOnEvent(stop_event, abandoned)]),
+                                streamer=streamer,
+                            )
+                            sequence = output.sequences[0]
+                        else:  # the whole reply is forced: this one pass is the turn, hooks included
+                            _feed_forced(lm, recorder, input_ids, n_prompt)
+                            output, sequence = None, input_ids[0]
+                            streamer.end()
+                        result["probes"] = _run_probes(lm, hooks, probes, output, sequence)
+                    result["sequence"] = sequence
                 finally:
                     hooks.remove()
                 if steering is not None:
-                    sequence = output.sequences[0].cpu().numpy()
-                    result["steering_kl"] = step_kl(lm, sequence, len(prompt.ids), steering)
+                    result["steering_kl"] = step_kl(lm, sequence.cpu().numpy(), n_prompt, steering)
         except BaseException as err:  # re-raised in the consumer thread
             result["error"] = err
             streamer.end()
@@ -282,7 +324,9 @@ def _generate_and_capture(
     worker = threading.Thread(target=work, name="gemma-inspector-generate", daemon=True)
     try:
         worker.start()
-        reply_ids: list[int] = []
+        reply_ids = list(forced)
+        if forced:
+            yield TurnProgress(tokenizer.decode(reply_ids, skip_special_tokens=True), len(reply_ids))
         while (token := streamer.queue.get()) is not None:
             first_token_at = first_token_at or time.perf_counter()
             reply_ids.append(token)
@@ -295,9 +339,7 @@ def _generate_and_capture(
                 "retry, or lower max new tokens."
             ) from err
         generated_at = time.perf_counter()
-        output = result["output"]
-        sequence = output.sequences[0]
-        n_prompt = len(prompt.ids)
+        sequence = result["sequence"]
         n_steps = int(sequence.shape[0]) - n_prompt
         steps = recorder.finish(int(sequence[-1]), n_steps)
     finally:
@@ -327,6 +369,7 @@ def _generate_and_capture(
         dtype=str(lm.dtype).removeprefix("torch."),
         steering=None if steering is None else steering.summary(),
         steering_kl=None if steering is None else result["steering_kl"][:n_steps],
+        forced=len(forced),
         timings={
             "time_to_first_token_s": (first_token_at or generated_at) - started,
             "generate_s": generated_at - started,

@@ -98,3 +98,17 @@ def hidden_states(lm: LoadedModel, token_ids: np.ndarray) -> tuple[torch.Tensor,
     with lm.lock, torch.inference_mode():
         out = lm.model(input_ids=input_ids, use_cache=False, output_hidden_states=True)
     return tuple(h[0] for h in out.hidden_states)
+
+
+def next_token_logits(lm: LoadedModel, input_ids: torch.Tensor, start: int, stop: int, chunk: int = 32):
+    """Yield (c, V) float32 logits of the predictions made at positions start..stop-1 of `input_ids` (1, T),
+    a chunk of positions at a time: the model's own head (and soft-cap) over its decoder's last hidden state,
+    so no (T, V) tensor is ever built (Gemma's vocabulary is 262k). The caller holds the model lock and any
+    hooks that should see the pass (it runs every decoder layer once)."""
+    hidden = lm.model.get_decoder()(input_ids=input_ids, use_cache=False).last_hidden_state[0]  # (T, d), normed
+    parts = lm.parts
+    for first in range(start, stop, chunk):
+        logits = parts.unembedding(hidden[first : min(first + chunk, stop)]).float()
+        if parts.final_logit_softcap:
+            logits = torch.tanh(logits / parts.final_logit_softcap) * parts.final_logit_softcap
+        yield logits

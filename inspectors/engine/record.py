@@ -64,6 +64,8 @@ class TurnRecord:
     segments: Any = None  # engine.segments.Segments: each token's chat segment (system prompt, user message 2, ...)
     steering: dict[str, Any] | None = None  # what the reply was steered with: layer, description, norm
     steering_kl: np.ndarray | None = None  # (S,) KL(steered || unsteered) of each step's distribution, nats
+    forced: int = 0  # the reply's first `forced` tokens were given, not sampled (a branch)
+    branch: dict[str, Any] | None = None  # where a branch came from: turn, step, token (set by the session)
 
     @property
     def n_tokens(self) -> int:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from inspectors.engine.forward import batch_layer_outputs, block_output
+from inspectors.engine.forward import batch_layer_outputs, block_output, next_token_logits
 from inspectors.engine.loading import LoadedModel
 
 RESIDUAL_NORM, MAX_ACTIVATION = "residual norm", "max activation"
@@ -59,6 +59,24 @@ def steered(lm: LoadedModel, steering: Steering | None) -> Iterator[None]:
         yield
     finally:
         handle.remove()
+
+
+# A neutral paragraph whose residual norms set the "residual norm" scale: the same for every chat, so one
+# strength means one vector whatever was said.
+REFERENCE_TEXT = (
+    "The library opens at nine in the morning. Visitors can borrow up to five books for three weeks, and "
+    "the reading room on the second floor is quiet. On Saturdays there is a story hour for children, and a "
+    "volunteer helps older readers with the computers. Last year the town voted to keep it open in August."
+)
+_reference_norms: dict[tuple[str, int], float] = {}
+
+
+def reference_norm(lm: LoadedModel, layer: int) -> float:
+    """The typical residual norm after `layer` over REFERENCE_TEXT, computed once per model and layer."""
+    key = (lm.model_id, layer)
+    if key not in _reference_norms:
+        _reference_norms[key] = typical_norm(lm, layer, lm.tokenizer(REFERENCE_TEXT)["input_ids"])
+    return _reference_norms[key]
 
 
 def typical_norm(lm: LoadedModel, layer: int, token_ids: Sequence[int]) -> float:
@@ -114,15 +132,10 @@ def mean_difference_steering(
     return Steering(layer, vector.astype(np.float32), description)
 
 
-def _reply_log_probs(lm: LoadedModel, token_ids: np.ndarray, n_prompt: int, chunk: int = 32) -> Iterator[torch.Tensor]:
+def _reply_log_probs(lm: LoadedModel, token_ids: np.ndarray, n_prompt: int) -> Iterator[torch.Tensor]:
     """(c, V) log-probabilities of the predictions of the reply's tokens, a chunk of positions at a time."""
     ids = torch.tensor(np.asarray(token_ids)[None, :], dtype=torch.long, device=lm.device)
-    hidden = lm.model.get_decoder()(input_ids=ids, use_cache=False).last_hidden_state[0]  # (T, d), normed
-    parts = lm.parts
-    for start in range(n_prompt - 1, len(token_ids) - 1, chunk):
-        logits = parts.unembedding(hidden[start : min(start + chunk, len(token_ids) - 1)]).float()
-        if parts.final_logit_softcap:
-            logits = torch.tanh(logits / parts.final_logit_softcap) * parts.final_logit_softcap
+    for logits in next_token_logits(lm, ids, n_prompt - 1, len(token_ids) - 1):
         yield torch.log_softmax(logits, dim=-1)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,22 @@ class LoadedSAE:
                     self.sae.to(resid.device)
         with torch.inference_mode():
             return self.sae.encode(resid.to(dtype=self.sae.W_enc.dtype))
+
+    def decoder_rows(self, features: Sequence[int]) -> np.ndarray:
+        """(n, d_model) float32: the directions the features write into the residual stream."""
+        rows = [check_feature(self, feature) for feature in features]
+        return self.sae.W_dec[rows].detach().float().cpu().numpy()
+
+    def max_activations(self, features: Sequence[int]) -> list[float]:
+        """Each feature's largest activation over the SAE's own corpus (only SAEs that ship their contexts)."""
+        if self.features is None:
+            raise InvalidParameterError(
+                "scale",
+                f"'max activation' needs the features' recorded maxima, which {self.name} does not ship: "
+                "use 'residual norm'",
+                "max activation",
+            )
+        return [self.features.card(check_feature(self, feature)).max_act for feature in features]
 
     def feature_values(self, resid: torch.Tensor, feature: int) -> np.ndarray:
         """(T,) activations of one feature, float32 on the CPU."""

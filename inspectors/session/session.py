@@ -27,7 +27,7 @@ from inspectors.engine.sampling import MAX_SEED, MAX_TEMPERATURE, SamplingParams
 from inspectors.engine.stop import StopSignal
 from inspectors.errors import InspectorError, InvalidParameterError
 from inspectors.inputs import MAX_MESSAGE_CHARS, as_float, as_index, as_int, as_optional_int, as_text
-from inspectors.session import explain, tabs
+from inspectors.session import explain, tabs, whatif
 from inspectors.session.shared import Shared
 
 log = logging.getLogger(__name__)
@@ -291,6 +291,10 @@ class Session:
     lens_panel = explain.lens_panel
     why_panel = explain.why_panel
     turn_attention_panel = explain.turn_attention_panel
+    branch = whatif.branch
+    steer = whatif.steer
+    switch_branch = whatif.switch_branch
+    branch_choices = whatif.branch_choices
 
     def retry_default_model(self, progress: ProgressFn | None = None) -> ModelSwitch:
         """Try the app's configured model again (after a token was added, say); on success this session
