@@ -27,3 +27,12 @@ class ModelLoadError(InspectorError, RuntimeError):
 
 class GenerationError(InspectorError, RuntimeError):
     """The model failed while generating a reply."""
+
+
+class SavedFileError(InvalidParameterError):
+    """A saved conversation cannot be opened (not JSON, another program's file, a newer version, damaged):
+    the message names what is wrong, where in the file, and what to do."""
+
+    def __init__(self, message: str):
+        self.name, self.rule, self.value = "file", message, None
+        Exception.__init__(self, message)

@@ -166,3 +166,36 @@ def mean_difference_vector(
     from inspectors.engine.steering import mean_difference_steering
 
     return mean_difference_steering(model.load(), layer, prompts_a, prompts_b, strength)
+
+
+@gpu(duration=VIEW_S)
+def compare_prompts(
+    model: ModelRef, ids_a: np.ndarray, ids_b: np.ndarray, sae_layer: int | None = None, with_sae: bool = True
+) -> Any:
+    """A Comparison of two prompts (engine/compare.py): both KLs of the first reply token's distribution, the
+    top-10s, the per-layer cosine of the last prompt token's residual, and with `with_sae` the top features of
+    the model's SAE at `sae_layer` (None: its default layer); an SAE that cannot be opened is a note, not an error."""
+    from inspectors.engine.compare import compare_prompts as compare
+    from inspectors.sae.loading import SAELoadError
+    from inspectors.sae.sources import open_sae
+
+    lm = model.load()
+    lsae, note = None, ""
+    if with_sae:
+        try:
+            lsae = open_sae(lm, sae_layer)
+        except SAELoadError as err:
+            note = str(err)
+    return compare(lm, ids_a, ids_b, lsae, sae_note=note)
+
+
+def plain_reply_seconds(model: ModelRef, text: Any, max_new_tokens: int, *args: Any, **kwargs: Any) -> int:
+    return int(min(REPLY_MAX_S, REPLY_BASE_S + DECODE_S_PER_TOKEN * int(max_new_tokens)))
+
+
+@gpu(duration=plain_reply_seconds)
+def plain_reply(model: ModelRef, text: str, max_new_tokens: int) -> Any:
+    """A PlainReply: greedy decoding from `text` tokenized as plain text (its `<bos>`, no chat template)."""
+    from inspectors.engine.compare import plain_reply as reply
+
+    return reply(model.load(), text, max_new_tokens)

@@ -35,8 +35,9 @@ class Steering:
         return float(np.linalg.norm(self.vector))
 
     def summary(self) -> dict[str, object]:
-        """What a record keeps of it: the vector itself stays out (it is model-sized)."""
-        return {"layer": self.layer, "description": self.description, "norm": self.norm}
+        """What a record keeps of it, the vector included (d_model floats: a few KB), so a saved turn can be
+        re-run steered exactly."""
+        return {"layer": self.layer, "description": self.description, "norm": self.norm, "vector": self.vector.copy()}
 
 
 @contextmanager

@@ -27,7 +27,8 @@ from inspectors.engine.sampling import MAX_SEED, MAX_TEMPERATURE, SamplingParams
 from inspectors.engine.stop import StopSignal
 from inspectors.errors import InspectorError, InvalidParameterError
 from inspectors.inputs import MAX_MESSAGE_CHARS, as_float, as_index, as_int, as_optional_int, as_text
-from inspectors.session import explain, tabs, whatif
+from inspectors.session import compare as compare_mod
+from inspectors.session import explain, share, tabs, whatif
 from inspectors.session.shared import Shared
 
 log = logging.getLogger(__name__)
@@ -295,6 +296,10 @@ class Session:
     steer = whatif.steer
     switch_branch = whatif.switch_branch
     branch_choices = whatif.branch_choices
+    save = share.save
+    open_saved = share.open_saved
+    rerun = share.rerun
+    compare = compare_mod.compare
 
     def retry_default_model(self, progress: ProgressFn | None = None) -> ModelSwitch:
         """Try the app's configured model again (after a token was added, say); on success this session

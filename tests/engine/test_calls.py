@@ -44,7 +44,7 @@ def roundtrip(value):
 def test_every_gpu_call_is_listed():
     assert {fn.__name__ for fn in GPU_CALLS} == {
         "stream_reply", "attention", "sae_activations", "run_lab", "logit_lens", "attribute", "segment_attention",
-        "feature_steering_vector", "mean_difference_vector",
+        "feature_steering_vector", "mean_difference_vector", "compare_prompts", "plain_reply",
     }  # fmt: skip
 
 
@@ -77,6 +77,10 @@ def test_arguments_and_results_of_every_gpu_call_pickle(settings):
     assert "feature 3 " in steering.description and steering.vector.shape == (64,)
     added = roundtrip(calls.mean_difference_vector(*roundtrip((model, 1, ["happy"], ["sad"], 1.0))))
     assert added.layer == 1 and added.vector.shape == (64,)
+    compared = roundtrip(calls.compare_prompts(*roundtrip((model, record.prompt_ids, record.token_ids, None, True))))
+    assert compared.sae is not None and compared.cosine.shape == (4,) and compared.n_prompt_b == record.n_tokens
+    plain = roundtrip(calls.plain_reply(*roundtrip((model, "Hello", 4))))
+    assert plain.prompt_ids.tolist() == model.load().tokenizer("Hello")["input_ids"] and plain.n_prompt == 2
 
 
 def test_a_session_chats_inspects_and_runs_a_lab_through_forked_calls(settings, forked, monkeypatch):

@@ -82,7 +82,9 @@ def test_a_zero_vector_changes_nothing_and_a_large_one_changes_the_reply(tiny_lm
     zero = run_turn(tiny_lm, QUESTION, GREEDY, steering=Steering(1, random_vector(tiny_lm, 0.0), "zero"))
     assert zero.token_ids.tolist() == default.token_ids.tolist()
     np.testing.assert_allclose(zero.steering_kl, 0.0, atol=1e-6)
-    assert zero.steering == {"layer": 1, "description": "zero", "norm": 0.0}
+    kept = {key: value for key, value in zero.steering.items() if key != "vector"}
+    assert kept == {"layer": 1, "description": "zero", "norm": 0.0}
+    assert np.array_equal(zero.steering["vector"], np.zeros_like(zero.steering["vector"]))
     assert default.steering is None and default.steering_kl is None
 
     pushed = run_turn(tiny_lm, QUESTION, GREEDY, steering=Steering(1, random_vector(tiny_lm, 50.0, seed=3), "big"))
