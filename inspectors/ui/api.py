@@ -8,6 +8,7 @@ these signatures' types at run time to describe the API.)
 """
 
 import inspect
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
@@ -171,6 +172,94 @@ class Api:
         """[position, id, token] of any text under the session's model's tokenizer."""
         return self.session(request).tokenize(text)
 
+    # ---- what if ----------------------------------------------------------------------------------------
+    def branch(
+        self,
+        turn: OptionalNumber = None,
+        step: Number = 0,
+        token_id: OptionalNumber = None,
+        text: str = "",
+        request: gr.Request = None,
+    ) -> dict:  # a generator, as /chat
+        """Regenerate turn `turn`'s reply from `step` with `token_id` (or the tokens of `text`) forced, with
+        the turn's settings and seed; the original is kept as another branch and the chat follows the new one."""
+        session = self.session(request)
+        for update in session.branch(turn, step, token_id, text, submitted_at=arrived_at(request)):
+            yield update.api()
+
+    def steer(
+        self,
+        message: str = "",
+        turn: OptionalNumber = None,
+        mode: str = "SAE features",
+        layer: OptionalNumber = None,
+        features: str | list | None = "",
+        strength: Number = 1.0,
+        scale: str = "residual norm",
+        prompts_a: str | list | None = "",
+        prompts_b: str | list | None = "",
+        system_prompt: str = "",
+        temperature: Number = 0,
+        top_k: Number = 0,
+        top_p: Number = 1,
+        max_new_tokens: Number = 64,
+        seed: OptionalNumber = None,
+        request: gr.Request = None,
+    ) -> dict:  # a generator, as /chat
+        """Reply twice with one seed, default and steered (SAE features at `layer` scaled by `scale`, or
+        activation addition at `layer` from prompts_a minus prompts_b): both replies, the KL per step, the
+        feature on each. With `message` it is the next turn; without, turn `turn` is regenerated steered."""
+        session = self.session(request)
+        steering = (mode, layer, features, strength, scale, prompts_a, prompts_b)
+        controls = (system_prompt, temperature, top_k, top_p, max_new_tokens, seed)
+        for update in session.steer(message, turn, *steering, *controls, submitted_at=arrived_at(request)):
+            yield update.api()
+
+    @shown_errors
+    def branches(self, request: gr.Request = None) -> dict:
+        """The conversation's branches, [label, index], and the one the chat continues."""
+        session = self.session(request)
+        choices = [[label, index] for label, index in session.branch_choices()]
+        return {"branches": choices, "active": session.conversation.active}
+
+    def switch_branch(self, branch: Number = 0, request: gr.Request = None) -> dict:
+        """Continue the chat from another branch: {messages, status, message_box, done}."""
+        return self.session(request).switch_branch(branch).api()
+
+    @shown_errors
+    def compare(
+        self, turn_a: OptionalNumber = None, turn_b: OptionalNumber = None, against: str = "no template",
+        request: gr.Request = None,
+    ) -> dict:  # fmt: skip
+        """Turn A against turn B (against="turn") or against its own message without the chat template:
+        tokens, first-token KL and top-10 overlap, per-layer cosine, common top SAE features."""
+        return self.session(request).compare(turn_a, turn_b, against).api()
+
+    # ---- save and share ---------------------------------------------------------------------------------
+    @shown_errors
+    def save(
+        self, turn: OptionalNumber = None, what: str = "turn", kind: str = "json", request: gr.Request = None
+    ) -> dict:
+        """Save turn `turn` (with the turns before it) or the whole conversation as JSON or as an offline HTML
+        page: {ok, status, server_path, filename, content}; `content` is the JSON document itself (for /open_saved)."""
+        saved = self.session(request).save(turn, what, kind)
+        out = saved.api()
+        is_json = saved.ok and saved.path and saved.path.endswith(".json")
+        out["content"] = Path(saved.path).read_text(encoding="utf-8") if is_json else None
+        return out
+
+    def open_saved(self, content: str = "", request: gr.Request = None) -> dict:
+        """Open a saved conversation, given as the JSON document's text (as /save returns it): it replaces the
+        conversation, and every stored view works without running the model. {messages, status, message_box}."""
+        data = content.encode("utf-8") if isinstance(content, str) else content
+        return self.session(request).open_saved(data).api()
+
+    def rerun(self, turn: OptionalNumber = None, request: gr.Request = None) -> dict:  # a generator, as /chat
+        """Re-run turn `turn` on the session's model with its own messages, settings and seed: a new branch,
+        and whether its tokens are identical to the saved ones."""
+        for update in self.session(request).rerun(turn, submitted_at=arrived_at(request)):
+            yield update.api()
+
     # ---- registration -----------------------------------------------------------------------------------
     def register(self) -> None:
         """Declare every endpoint inside the current Blocks."""
@@ -182,8 +271,15 @@ class Api:
         gr.api(self.stop, api_name="stop", queue=False)
         gr.api(self.load_model, api_name="load_model", concurrency_id="models", concurrency_limit=1)
         gr.api(self.model_info, api_name="model_info", concurrency_id="models", concurrency_limit=1)
+        gr.api(self.branch, api_name="branch", **chat)
+        gr.api(self.steer, api_name="steer", **chat)
+        gr.api(self.switch_branch, api_name="switch_branch", queue=False)
+        gr.api(self.branches, api_name="branches", queue=False)
+        gr.api(self.rerun, api_name="rerun", **chat)
+        gr.api(self.open_saved, api_name="open_saved", **chat)
+        gr.api(self.save, api_name="save", concurrency_id="share", concurrency_limit=2)
         views = (self.turns, self.inspect_prompt, self.inspect_tokens, self.next_token, self.attention, self.sae,
-                 self.logit_lens, self.attribution, self.turn_attention)  # fmt: skip
+                 self.logit_lens, self.attribution, self.turn_attention, self.compare)  # fmt: skip
         for fn in views:
             gr.api(fn, api_name=fn.__name__, concurrency_id=VIEWS)
         gr.api(self.search_features, api_name="search_features", concurrency_id="search", concurrency_limit=2)

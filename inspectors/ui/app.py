@@ -47,6 +47,14 @@ def _wire(demo: gr.Blocks, store: SessionStore, chat: ChatColumn, area: InspectA
     private = {"api_visibility": "private"}
     area.wire()
 
+    def branches(request: gr.Request) -> gr.Dropdown:
+        session = session_of(store, request)
+        return gr.Dropdown(choices=session.branch_choices(), value=session.conversation.active)
+
+    def after(event: Any) -> Any:
+        """The conversation changed: its branch list, its turn list, the visible tab."""
+        return area.after(event.then(shown_errors(branches), None, chat.branch_picker, **private))
+
     def send(message: str, *controls: Any, request: gr.Request) -> Iterator[tuple]:
         session = session_of(store, request)
         for update in session.send(message, *controls, submitted_at=arrived_at(request)):
@@ -72,7 +80,7 @@ def _wire(demo: gr.Blocks, store: SessionStore, chat: ChatColumn, area: InspectA
             with_request(send, 1 + len(chat.controls)), [chat.message, *chat.controls], chat.outputs,
             concurrency_id=CHAT, concurrency_limit=1, **private,
         )  # fmt: skip
-        area.after(event)
+        after(event)
     retried = chat.retry.click(
         with_request(retry, len(chat.controls)),
         chat.controls,
@@ -81,10 +89,12 @@ def _wire(demo: gr.Blocks, store: SessionStore, chat: ChatColumn, area: InspectA
         concurrency_limit=1,
         **private,
     )
-    area.after(retried)
-    area.after(chat.undo.click(undo, None, chat.outputs, queue=False, **private))
-    area.after(chat.clear.click(clear, None, chat.outputs, queue=False, **private))
+    after(retried)
+    after(chat.undo.click(undo, None, chat.outputs, queue=False, **private))
+    after(chat.clear.click(clear, None, chat.outputs, queue=False, **private))
     chat.stop.click(stop, None, chat.status, queue=False, **private)
+    _wire_what_if(store, chat, area, after)
+    _wire_share(store, chat, area, after)
 
     model_outputs = [chat.status, chat.card, chat.model_picker, chat.notice, chat.retry_default]
     loaded = chat.load_button.click(
@@ -101,7 +111,89 @@ def _wire(demo: gr.Blocks, store: SessionStore, chat: ChatColumn, area: InspectA
     demo.load(None, None, None, js=LENS_CLICKS_JS, **private)
     demo.load(_page_loaded(store), None, page_outputs, **private).then(
         _model_controls(store, area), None, _model_control_outputs(area), **private
+    ).then(shown_errors(branches), None, chat.branch_picker, **private)
+
+
+def _wire_what_if(store: SessionStore, chat: ChatColumn, area: InspectArea, after: Any) -> None:
+    """Branch from the Next token tab, steer from the SAE tab, switch branches under the chat."""
+    private = {"api_visibility": "private"}
+    next_token, sae = area.next_token, area.sae
+
+    def branch(turn: Any, step: Any, token_id: Any, text: Any, request: gr.Request) -> Iterator[tuple]:
+        session = session_of(store, request)
+        for update in session.branch(turn, step, token_id, text, submitted_at=arrived_at(request)):
+            yield update.messages, update.status, gr.skip()
+
+    def steer(*values: Any, request: gr.Request) -> Iterator[tuple]:
+        n = len(sae.steer_inputs)
+        turn, steering, controls = values[0], sae.steer_arguments(*values[1 : 1 + n]), values[1 + n :]
+        message, rest = steering[0], steering[1:]
+        session = session_of(store, request)
+        for update in session.steer(message, turn, *rest, *controls, submitted_at=arrived_at(request)):
+            chat_part = (update.chat.messages, update.chat.status, update.chat.box)
+            yield *chat_part, update.default_text, update.steered_text, update.summary, update.figure, update.rows
+
+    def switch(branch_index: Any, request: gr.Request) -> tuple:
+        update = session_of(store, request).switch_branch(branch_index)
+        return update.messages, update.status, update.box
+
+    branched = next_token.branch_button.click(
+        with_request(branch, 4), [area.turn, next_token.step, next_token.branch_token, next_token.branch_text],
+        chat.outputs, concurrency_id=CHAT, concurrency_limit=1, **private,
+    )  # fmt: skip
+    after(branched)
+    next_token.table.select(_clicked_token_id, None, next_token.branch_token, **private)
+    steered = sae.steer_button.click(
+        with_request(steer, 1 + len(sae.steer_inputs) + len(chat.controls)),
+        [area.turn, *sae.steer_inputs, *chat.controls], [*chat.outputs, *sae.steer_outputs],
+        concurrency_id=CHAT, concurrency_limit=1, **private,
+    )  # fmt: skip
+    after(steered)
+    after(chat.branch_picker.input(switch, chat.branch_picker, chat.outputs, queue=False, **private))
+
+
+def _wire_share(store: SessionStore, chat: ChatColumn, area: InspectArea, after: Any) -> None:
+    """Save the picked turn or the conversation, open a saved file, re-run a turn."""
+    private = {"api_visibility": "private"}
+
+    def saver(kind: str) -> Any:
+        @shown_errors
+        def save(turn: Any, what: Any, request: gr.Request) -> tuple:
+            saved = session_of(store, request).save(turn, what, kind)
+            return (saved.path if saved.ok else None), saved.status
+
+        return save
+
+    for button, kind in ((chat.save_json, "json"), (chat.save_html, "html")):
+        button.click(saver(kind), [area.turn, chat.save_what], [chat.saved_file, chat.status],
+                     concurrency_id="share", concurrency_limit=2, **private)  # fmt: skip
+
+    def open_saved(file: Any, request: gr.Request) -> tuple:
+        session = session_of(store, request)
+        update = session.open_saved(file)
+        system = session.conversation.system_prompt if update.ok else gr.skip()
+        return update.messages, update.status, gr.skip(), system
+
+    def rerun(turn: Any, request: gr.Request) -> Iterator[tuple]:
+        session = session_of(store, request)
+        for update in session.rerun(turn, submitted_at=arrived_at(request)):
+            yield update.messages, update.status, gr.skip()
+
+    opened = chat.open_file.upload(
+        open_saved, chat.open_file, [*chat.outputs, chat.system_prompt], concurrency_id=CHAT, concurrency_limit=1,
+        **private,
+    )  # fmt: skip
+    after(opened)
+    rerun_event = chat.rerun.click(
+        with_request(rerun, 1), area.turn, chat.outputs, concurrency_id=CHAT, concurrency_limit=1, **private
     )
+    after(rerun_event)
+
+
+def _clicked_token_id(evt: gr.SelectData) -> Any:
+    """A click anywhere in a candidate's row picks its token id (the row's third cell)."""
+    row = evt.row_value or []
+    return str(int(row[2])) if len(row) > 2 else gr.skip()
 
 
 def _notice(store: SessionStore) -> tuple:

@@ -31,6 +31,10 @@ class ChatColumn:
             self.undo = gr.Button("Undo")
             self.clear = gr.Button("Clear")
         self.status = gr.Markdown(elem_id="gi-status")
+        # a branch or a steered reply forks the conversation: the chat continues the branch picked here
+        self.branch_picker = gr.Dropdown(
+            choices=[], label="Branch of the conversation", interactive=True, elem_id="gi-branches"
+        )
         self.system_prompt = gr.Textbox(label="System prompt", lines=2, placeholder="Optional")
         with gr.Accordion("Sampling", open=False):
             self.temperature = gr.Slider(0, 2, value=0, step=0.05, label="Temperature (0 = greedy)")
@@ -44,6 +48,18 @@ class ChatColumn:
                 label="Max new tokens",
             )
             self.seed = gr.Textbox(label="Seed (empty: a new one each turn, shown in the status)")
+        with gr.Accordion("Save, share, open, re-run", open=False, elem_id="gi-share"):
+            with gr.Row():
+                self.save_what = gr.Radio(
+                    [("the picked turn", "turn"), ("the whole conversation", "conversation")], value="turn",
+                    label="Save", scale=2,
+                )  # fmt: skip
+                self.save_json = gr.Button("JSON (opens again here)", scale=1, elem_id="gi-save-json")
+                self.save_html = gr.Button("Offline HTML page", scale=1, elem_id="gi-save-html")
+            self.saved_file = gr.File(label="Download", interactive=False, elem_id="gi-saved")
+            self.open_file = gr.File(label="Open a saved JSON (replaces this chat)", file_types=[".json"],
+                                     elem_id="gi-open")  # fmt: skip
+            self.rerun = gr.Button("Re-run the picked turn on the loaded model (same seed and settings)")
 
     @property
     def controls(self) -> list[Any]:

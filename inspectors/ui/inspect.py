@@ -15,6 +15,7 @@ from inspectors.session import SessionStore
 from inspectors.settings import Settings
 from inspectors.ui.common import session_of, shown_errors, with_request
 from inspectors.ui.tabs.attention import AttentionTab
+from inspectors.ui.tabs.compare import CompareTab
 from inspectors.ui.tabs.layers import LayersTab
 from inspectors.ui.tabs.next_token import NextTokenTab
 from inspectors.ui.tabs.prompt import PromptTab
@@ -37,6 +38,7 @@ class InspectArea:
             self.layers = LayersTab()
             self.why = WhyTab()
             self.sae = SAETab(settings.sae_feature)
+            self.compare = CompareTab()  # computed on its button only: it runs the model
         views = (self.prompt, self.tokens, self.next_token, self.attention, self.layers, self.why, self.sae)
         self.views = {view.id: view for view in views}
         self.inputs = [self.turn, *(c for view in self.views.values() for c in view.controls)]
@@ -83,15 +85,21 @@ class InspectArea:
         return with_request(render_only, len(self.inputs))
 
     @shown_errors
-    def turns(self, request: gr.Request) -> gr.Dropdown:
-        """The turn picker's entries; the newest turn selected."""
+    def turns(self, request: gr.Request) -> tuple[gr.Dropdown, gr.Dropdown]:
+        """The turn picker's entries, the newest turn selected; the Compare tab's turn B, the one before it."""
         choices = session_of(self.store, request).turn_choices()
-        return gr.Dropdown(choices=choices, value=choices[-1][1] if choices else None)
+        newest = choices[-1][1] if choices else None
+        before = choices[-2][1] if len(choices) > 1 else newest
+        return gr.Dropdown(choices=choices, value=newest), gr.Dropdown(choices=choices, value=before)
+
+    @shown_errors
+    def compared(self, turn: Any, against: Any, turn_b: Any, request: gr.Request) -> tuple:
+        return self.compare.render(session_of(self.store, request), turn, against, turn_b)
 
     # ---- wiring -----------------------------------------------------------------------------------------
     def after(self, event: Any) -> Any:
         """Chain onto an event that changed the conversation: new turn list, then the visible tab, fresh."""
-        event = event.then(self.turns, None, self.turn, api_visibility="private")
+        event = event.then(self.turns, None, [self.turn, self.compare.turn_b], api_visibility="private")
         return event.then(
             self.visible(fresh=True), self.inputs, self.outputs, api_visibility="private", concurrency_id=VIEWS
         )
@@ -138,6 +146,8 @@ class InspectArea:
         sae.search_table.select(_clicked_feature, None, sae.feature, api_visibility="private").then(
             self.only(sae.id), self.inputs, self.outputs, **private
         )
+        compare = self.compare
+        compare.button.click(self.compared, [self.turn, *compare.inputs], compare.outputs, **private)
         tokens = self.tokens
         for trigger in (tokens.tokenize_button.click, tokens.free_text.submit):
             trigger(self.tokenize, tokens.free_text, tokens.free_table, **private)

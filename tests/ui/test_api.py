@@ -60,3 +60,60 @@ def test_errors_come_back_as_messages(client):
     assert "empty" in empty["status"] and empty["message_box"] == "   "
     with pytest.raises(Exception, match=r"`turn` must be a whole number in \[0, "):
         client.predict(turn=7, api_name="/inspect_prompt")
+
+
+def test_branch_steer_and_switch_through_the_api(client):
+    client.predict(api_name="/clear")
+    first = client.predict("Name a colour.", **CHAT, api_name="/chat")
+    step = client.predict(turn=0, step=2, api_name="/next_token")
+    runner_up = int(step["rows"][1][2])  # [rank, token, id, ...]: the second candidate
+
+    branched = client.predict(turn=0, step=2, token_id=runner_up, text="", api_name="/branch")
+    assert branched["done"] and "Branch 2" in branched["status"], branched["status"]
+    tokens = client.predict(turn=0, api_name="/inspect_tokens")["rows"]
+    reply = [row[1] for row in tokens if row[3] == "reply"]
+    assert reply[2] == runner_up
+    listed = client.predict(api_name="/branches")
+    assert [index for _, index in listed["branches"]] == [0, 1] and listed["active"] == 1
+
+    steered = client.predict(
+        message="", turn=0, mode="activation addition", layer=1, features="", strength=8, scale="residual norm",
+        prompts_a="I love it.", prompts_b="I hate it.", api_name="/steer",
+    )  # fmt: skip
+    assert steered["done"] and "activation addition at layer 1" in steered["summary"], steered["status"]
+    assert steered["headers"] == ["step", "default token", "steered token", "KL (nats)"] and steered["rows"]
+    assert len(client.predict(api_name="/branches")["branches"]) == 3
+
+    back = client.predict(branch=0, api_name="/switch_branch")
+    assert back["messages"] == first["messages"] and "Now on branch 1" in back["status"]
+    refused = client.predict(branch=9, api_name="/switch_branch")
+    assert "`branch` must be a whole number in [0, 2]" in refused["status"]
+    compared = client.predict(turn_a=0, turn_b=None, against="no template", api_name="/compare")
+    assert compared["ok"] and "<start_of_turn>" not in compared["b"]["tokens"], compared["status"]
+    assert "<start_of_turn>" in compared["a"]["tokens"] and 0 <= compared["top10_overlap"] <= 10
+    assert len(compared["cosine_per_layer"]) == 4  # the tiny model's layers
+    itself = client.predict(turn_a=0, turn_b=0, against="turn", api_name="/compare")
+    assert itself["kl_a_b"] == pytest.approx(0, abs=1e-5) and itself["top10_overlap"] == 10
+    assert not client.predict(turn_a=5, against="turn", api_name="/compare")["ok"]
+    bad = client.predict(message="", turn=0, mode="activation addition", layer=99, api_name="/steer")
+    assert "`layer` must be a whole number in [0, 3]" in bad["status"] and bad["steered_reply"] == ""
+
+
+def test_save_open_and_rerun_through_the_api(client):
+    client.predict(api_name="/clear")
+    client.predict("Name a colour.", **{**CHAT, "temperature": 0.8, "seed": 5}, api_name="/chat")
+    before = client.predict(turn=0, api_name="/inspect_tokens")
+    saved = client.predict(turn=0, what="turn", kind="json", api_name="/save")
+    assert saved["ok"] and saved["filename"] == "gemma-inspector-turn-1.json", saved["status"]
+
+    client.predict(api_name="/clear")
+    opened = client.predict(content=saved["content"], api_name="/open_saved")
+    assert "Opened" in opened["status"] and len(opened["messages"]) == 2, opened["status"]
+    assert client.predict(turn=0, api_name="/inspect_tokens") == before
+    rerun = client.predict(turn=0, api_name="/rerun")
+    assert "**identical**" in rerun["status"], rerun["status"]
+
+    foreign = client.predict(content='{"format": "someone-else"}', api_name="/open_saved")
+    assert "not a Gemma Inspector file" in foreign["status"] and foreign["messages"] == rerun["messages"]
+    html = client.predict(turn=None, what="conversation", kind="html", api_name="/save")
+    assert html["ok"] and html["filename"].endswith(".html") and html["content"] is None

@@ -3,6 +3,7 @@ type a message, watch the reply stream in, open every tab and check it shows the
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
@@ -153,7 +154,10 @@ def test_closing_a_tab_releases_its_session(browser, app):
     before = set(store._sessions)
     tab = browser.new_page()
     tab.goto(url)
-    tab.get_by_text("layers", exact=False).first.wait_for(timeout=60_000)  # the model card: the session exists
+    for _ in range(600):  # the page's load event creates its session
+        if set(store._sessions) - before:
+            break
+        time.sleep(0.1)
     (new,) = set(store._sessions) - before
     tab.close()
     for _ in range(300):  # Gradio sends the unload event once the page's heartbeat connection has closed
@@ -161,3 +165,90 @@ def test_closing_a_tab_releases_its_session(browser, app):
             break
         time.sleep(0.1)
     assert new in store._released
+
+
+def test_the_why_tabs_render_the_turn_after_a_second_one(page):
+    box = page.get_by_placeholder("Type a message and press Enter")
+    box.fill("And another colour?")
+    box.press("Enter")
+    status = page.locator("#gi-status")
+    page.wait_for_function("el => el.innerText.startsWith('Turn 2:')", arg=status.element_handle(), timeout=120_000)
+
+    page.get_by_role("tab", name="Layers").click()
+    page.get_by_text("What the model's own final norm and head read", exact=False).first.wait_for(timeout=60_000)
+    lens = page.locator("#gi-lens .js-plotly-plot")
+    lens.locator(".heatmaplayer image, .hm image").first.wait_for(state="attached", timeout=60_000)
+    assert "layer 17" in lens.inner_text()  # every layer of the embedded model, the last on top
+    # a click on a cell lists its top-10 (Plotly's own click event, as a mouse click raises it)
+    plot, cell = "#gi-lens .js-plotly-plot", "#gi-lens-cell textarea, #gi-lens-cell input"
+    page.evaluate(f"() => document.querySelector('{plot}').emit('plotly_click', {{points: [{{pointIndex: [3, 1]}}]}})")
+    page.wait_for_function(f"() => document.querySelector('{cell}').value === '3,1'")
+    page.get_by_text("Top-10 of the clicked cell", exact=False).first.wait_for(timeout=30_000)
+    page.screenshot(path=SCREENSHOTS / "layers.png")
+
+    page.get_by_role("tab", name="Why").click()
+    page.get_by_text("Why reply token 0", exact=False).first.wait_for(timeout=120_000)
+    assert "current user message" in page.locator("body").inner_text()
+    page.screenshot(path=SCREENSHOTS / "why.png")
+
+    page.get_by_role("tab", name="Attention").click()
+    page.get_by_text("Where each reply token's attention goes", exact=False).first.wait_for(timeout=120_000)
+    page.screenshot(path=SCREENSHOTS / "attention_segments.png", full_page=True)
+
+
+def test_branch_steer_and_compare_once_each(page):
+    status = page.locator("#gi-status")
+    turns_before = status.inner_text()
+    page.get_by_role("tab", name="Next token").click()
+    page.locator(".js-plotly-plot .bars path").first.wait_for(timeout=30_000)
+    # a click on the runner-up's row fills the token id; then branch from this step
+    page.get_by_text("What if: branch the reply here").first.wait_for()
+    page.wait_for_timeout(2_000)  # opening the tab re-renders it for the picked turn
+    row = page.locator("[data-testid='cell-1-2']").locator("visible=true").first
+    row.click()
+    box = page.locator("#gi-branch-id textarea, #gi-branch-id input")
+    try:
+        page.wait_for_function("el => el.value !== ''", arg=box.element_handle(), timeout=30_000)
+    finally:
+        page.screenshot(path=SCREENSHOTS / "branch_pick.png", full_page=True)
+    assert box.input_value() == row.inner_text().strip()  # the runner-up's id
+    page.locator("#gi-branch").click()
+    page.get_by_text("forced, seed", exact=False).first.wait_for(timeout=120_000)
+    assert "Branch 2" in status.inner_text(), status.inner_text()
+    page.screenshot(path=SCREENSHOTS / "branch.png")
+
+    page.get_by_role("tab", name="SAE").click()
+    page.get_by_text("is active on", exact=False).first.wait_for(timeout=60_000)
+    page.locator("#gi-steer .label-wrap").first.click()
+    page.get_by_label("Message to reply to", exact=False).fill("Tell me about your weekend.")
+    page.locator("#gi-steer-go").click()
+    page.get_by_text("Steered with", exact=False).first.wait_for(timeout=180_000)
+    steered = page.locator("#gi-steered textarea")
+    assert steered.input_value().strip(), "no steered reply shown"
+    assert "mean activation over the reply" in page.locator("#gi-steer").inner_text()
+    page.screenshot(path=SCREENSHOTS / "steer.png", full_page=True)
+    assert status.inner_text() != turns_before
+
+    page.get_by_role("tab", name="Compare").click()
+    page.locator("#gi-compare").click()
+    page.get_by_text("First reply token: KL(A ‖ B)", exact=False).first.wait_for(timeout=120_000)
+    assert "Top-10 overlap" in page.locator("#gi-compare-summary").inner_text()
+    page.screenshot(path=SCREENSHOTS / "compare.png", full_page=True)
+
+
+def test_save_a_turn_and_open_it_again(page, tmp_path):
+    page.locator("#gi-share .label-wrap").first.click()
+    page.locator("#gi-save-json").click()
+    link = page.locator("#gi-saved a").first
+    link.wait_for(timeout=60_000)
+    assert "gemma-inspector-turn-" in page.locator("#gi-saved").inner_text()
+    with page.expect_download() as download:
+        link.click()
+    saved = tmp_path / "turn.json"
+    download.value.save_as(saved)
+    assert json.loads(saved.read_text(encoding="utf-8"))["format"] == "gemma-inspector/conversation"
+
+    page.locator("#gi-open input[type=file]").set_input_files(str(saved))
+    page.get_by_text("Opened", exact=False).first.wait_for(timeout=60_000)
+    assert "⚠️" not in page.locator("#gi-status").inner_text()
+    page.screenshot(path=SCREENSHOTS / "opened.png")

@@ -22,6 +22,16 @@ class NextTokenTab:
             self.table = gr.Dataframe(
                 headers=["rank", "token", "id", "raw p", "warped p", "generated"], interactive=False
             )
+            with gr.Accordion("What if: branch the reply here", open=True):
+                gr.Markdown(
+                    "Click a candidate in the table (or type text), then branch: the reply is regenerated from "
+                    "this step with that token forced, same settings and seed. The original reply is kept; the "
+                    "branch picker under the chat switches between them."
+                )
+                with gr.Row():
+                    self.branch_token = gr.Textbox(label="Token id (click a row)", scale=1, elem_id="gi-branch-id")
+                    self.branch_text = gr.Textbox(label="…or text to force", scale=2, max_length=200)
+                    self.branch_button = gr.Button("Branch from this step", scale=1, elem_id="gi-branch")
         self.controls = [self.step]
         self.outputs = [self.plot, self.table, self.summary, self.reply_chips, self.step]
 
