@@ -20,13 +20,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from inspectors.engine import calls, saved
+from inspectors.engine import saved
 from inspectors.engine.loading import loaded_model_ids
 from inspectors.engine.record import TurnRecord
 from inspectors.engine.sampling import SamplingParams
 from inspectors.engine.steering import Steering
 from inspectors.errors import InspectorError, InvalidParameterError, SavedFileError
 from inspectors.inputs import as_choice
+from inspectors.session.whatif import regenerate
 from inspectors.views.share_html import share_page
 from inspectors.views.tokens import show_whitespace
 
@@ -210,7 +211,7 @@ def rerun(session: Session, turn: Any = None, *, submitted_at: float | None = No
     """Regenerate turn `turn` (empty: the latest) on the session's model with the turn's own prompt messages,
     sampling settings and seed (and a branch's forced tokens). The result is a new branch, which the chat
     follows; the status says whether the reply's tokens are identical to the saved ones."""
-    from inspectors.session.session import BUSY, ChatUpdate
+    from inspectors.session.session import BUSY
 
     if not session._begin():
         yield session._update(f"⚠️ {BUSY}", ok=False)
@@ -233,21 +234,7 @@ def rerun(session: Session, turn: Any = None, *, submitted_at: float | None = No
             )
         params = SamplingParams(**record.params)  # the seed actually used is in the record
         forced = record.reply_ids[: record.forced].tolist()  # a branch's given tokens
-        layer, feature = session._probe_choice()
-        pending = session.chat_messages()[: 2 * index + 1]
-        session._stop.clear()
-        stream = calls.stream_reply(
-            session.shared.ref(model_id), record.messages, params, session._stop, layer, feature, steering, forced
-        )
-        new = None
-        for progress in stream:
-            if progress.record is None:
-                reply = {"role": "assistant", "content": progress.reply_text}
-                yield ChatUpdate([*pending, reply], "Re-running…", "", done=False)
-            else:
-                new = progress.record
-        if new is None:  # pragma: no cover - the last progress always carries the record
-            raise InspectorError("The re-run ended without a reply: try again.")
+        new = yield from regenerate(session, index, model_id, record.messages, params, steering, forced, "Re-running…")
         new.branch = {**(record.branch or {}), "from_turn": index, "rerun": True, "saved_model_id": record.model_id}
         label = f"turn {index + 1} re-run on {_short(model_id)}"
         user_message = session.conversation.messages[2 * index]["content"]

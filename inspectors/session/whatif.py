@@ -109,19 +109,7 @@ def branch(
         params = SamplingParams(**record.params)
         if len(forced) > params.max_new_tokens:
             params = SamplingParams(**{**record.params, "max_new_tokens": len(forced)})
-        layer, feature = session._probe_choice()
-        pending = session.chat_messages()[: 2 * index + 1]
-        session._stop.clear()
-        stream = calls.stream_reply(
-            session.shared.ref(record.model_id), record.messages, params, session._stop, layer, feature, None, forced
-        )
-        new = None
-        for progress in stream:
-            if progress.record is None:
-                reply_now = {"role": "assistant", "content": progress.reply_text}
-                yield _streaming(pending, reply_now)
-            else:
-                new = progress.record
+        new = yield from regenerate(session, index, record.model_id, record.messages, params, None, forced)
         piece = lm.tokenizer.decode(given)
         new.branch = {"from_turn": index, "step": step, "token_ids": given, "token": piece}
         label = f"turn {index + 1}, step {step} forced {piece!r}"
@@ -138,6 +126,30 @@ def branch(
         yield session._update(f"⚠️ Unexpected error ({type(err).__name__}: {err}). Your conversation is kept.", ok=False)
     finally:
         session._end()
+
+
+def regenerate(
+    session: Session, index: int, model_id: str, messages: list, params: SamplingParams,
+    steering: Steering | None, forced: list[int], status: str = "Generating…",
+) -> Iterator[ChatUpdate]:  # fmt: skip
+    """Generate turn `index`'s reply again from its prompt `messages`, streaming it into the chat pane in place
+    of that turn (the turns after it hidden meanwhile); returns the new record (`new = yield from ...`).
+    The caller holds the session (`_begin`) and decides what becomes of the record."""
+    layer, feature = session._probe_choice()
+    pending = session.chat_messages()[: 2 * index + 1]
+    session._stop.clear()
+    stream = calls.stream_reply(
+        session.shared.ref(model_id), messages, params, session._stop, layer, feature, steering, forced
+    )
+    new = None
+    for progress in stream:
+        if progress.record is None:
+            yield _streaming(pending, {"role": "assistant", "content": progress.reply_text}, status)
+        else:
+            new = progress.record
+    if new is None:  # pragma: no cover - the last progress always carries the record
+        raise InspectorError("The reply ended without a record: try again.")
+    return new
 
 
 def _forced_tokens(lm: Any, token_id: Any, text: Any) -> list[int]:
