@@ -72,7 +72,17 @@ def test_collected_rows_are_the_non_bos_positions(trained, tokenizer):
     np.testing.assert_allclose(acts[: CONTEXT - 1], direct, atol=0.05, rtol=0.01)  # float16 storage
     window, position = store.window_and_position(np.array([0, CONTEXT - 1]))
     assert window.tolist() == [0, 1] and position.tolist() == [1, 1]
-    assert collect(lm, TEXTS, [1], store.directory).directory == store.directory  # cached: no recompute
+
+
+def test_a_finished_collection_is_reused_for_any_of_its_layers(trained, tmp_path):
+    lm = trained[0]
+    both = collect(lm, TEXTS, [0, 1], tmp_path / "acts")
+    written = {f.name: f.stat().st_mtime_ns for f in tmp_path.joinpath("acts").iterdir()}
+    one = collect(lm, TEXTS, [1], tmp_path / "acts")  # a layer of the cache: read, not rewritten
+    assert {f.name: f.stat().st_mtime_ns for f in tmp_path.joinpath("acts").iterdir()} == written
+    np.testing.assert_array_equal(np.asarray(one.acts(1)), np.asarray(both.acts(1)))
+    collect(lm, TEXTS, [2], tmp_path / "acts")  # not in the cache: collected
+    assert (tmp_path / "acts" / "layer_2.npy").stat().st_mtime_ns > max(written.values())
 
 
 def test_trained_sae_loads_with_sae_lens_reads_raw_residuals_and_metrics_are_right(trained):

@@ -70,7 +70,8 @@ def collect(
     lm: LoadedModel, texts: Sequence[str], layers: Sequence[int], directory: Path, batch_size: int = 8
 ) -> ActivationStore:
     """Write layer_L.npy (float32, rows = non-<bos> positions), windows.npy and meta.json; reuse them
-    when `directory` already holds a complete run over the same windows and layers."""
+    when `directory` already holds a complete run over the same windows and these layers (or more: one
+    layer retrained after a five-layer collection reads the cache, never rewrites it)."""
     directory.mkdir(parents=True, exist_ok=True)
     windows = pack_windows(lm.tokenizer, texts)
     layers = tuple(sorted(set(layers)))
@@ -83,9 +84,11 @@ def collect(
     }
     meta["n_rows"] = int(len(windows) * (CONTEXT - 1))
     meta_file = directory / "meta.json"
-    finished = meta_file.is_file() and json.loads(meta_file.read_text()) == meta
-    if finished and np.array_equal(np.load(directory / "windows.npy"), windows):
-        return ActivationStore(directory, layers)
+    if meta_file.is_file():
+        cached = json.loads(meta_file.read_text())
+        same_run = {**cached, "layers": meta["layers"]} == meta and set(layers) <= set(cached.get("layers", []))
+        if same_run and np.array_equal(np.load(directory / "windows.npy"), windows):
+            return ActivationStore(directory, layers)
     meta_file.unlink(missing_ok=True)  # written last, so a killed run is never mistaken for a finished one
     np.save(directory / "windows.npy", windows)
     d_model = int(lm.text_config.hidden_size)
@@ -113,10 +116,19 @@ def collect(
 def text_activations(lm: LoadedModel, text: str, layer: int, batch_size: int = 8) -> np.ndarray:
     """(rows, d_model) float32 residuals of one text packed exactly as the training corpus (<bos> rows
     dropped): how the held-out sample is measured, by the training script and by the tests alike."""
+    return text_activations_by_layer(lm, text, [layer], batch_size)[layer]
+
+
+def text_activations_by_layer(
+    lm: LoadedModel, text: str, layers: Sequence[int], batch_size: int = 8
+) -> dict[int, np.ndarray]:
+    """`text_activations` for several layers from the same forward passes."""
     windows = pack_windows(lm.tokenizer, [text])
-    rows = []
+    rows: dict[int, list[np.ndarray]] = {layer: [] for layer in layers}
     for start in range(0, len(windows), batch_size):
         batch = torch.tensor(windows[start : start + batch_size], dtype=torch.long, device=lm.device)
-        acts = residuals(lm, batch, [layer])[layer][:, 1:, :]
-        rows.append(acts.float().cpu().numpy().reshape(-1, acts.shape[-1]))
-    return np.concatenate(rows)
+        acts = residuals(lm, batch, list(layers))
+        for layer in layers:
+            chunk = acts[layer][:, 1:, :]
+            rows[layer].append(chunk.float().cpu().numpy().reshape(-1, chunk.shape[-1]))
+    return {layer: np.concatenate(parts) for layer, parts in rows.items()}

@@ -12,8 +12,8 @@ import torch
 
 @dataclass(frozen=True)
 class TrainOptions:
-    d_sae: int = 2048
-    k: int = 32  # TopK: exactly k active features per token, so L0 is k by construction
+    d_sae: int = 4096
+    k: int = 64  # TopK: exactly k active features per token, so L0 is k by construction
     batch_size: int = 1024
     epochs: float = 1.5
     lr: float = 1e-3
@@ -75,6 +75,11 @@ def train_topk_sae(acts: np.ndarray, hook_name: str, model_name: str, options: T
     return sae
 
 
-def save(sae, directory: Path) -> None:
-    """sae-lens's inference format: cfg.json (hook name in its metadata) + sae_weights.safetensors."""
-    sae.save_inference_model(directory)
+def save(sae, directory: Path, half: bool = True) -> None:
+    """sae-lens's inference format: cfg.json (hook name in its metadata) + sae_weights.safetensors. With
+    `half`, the weights are stored in float16 (half the size; sae-lens loads them as the config's float32)."""
+    from safetensors.torch import load_file, save_file
+
+    weights_path, _ = sae.save_inference_model(directory)
+    if half:
+        save_file({name: tensor.half() for name, tensor in load_file(weights_path).items()}, weights_path)
