@@ -254,9 +254,9 @@ def hold_generation_until_stopped(monkeypatch) -> None:
     while the reply streams, however fast the tiny model generates. Inherited by forked GPU calls."""
     import time
 
-    from inspectors.engine import capture
+    from inspectors.engine import recording
 
-    check_stop = capture._StopOnEvent.__call__
+    check_stop = recording.StopOnEvent.__call__
 
     def wait_for_stop(self, input_ids, scores, **kwargs):
         self.steps = getattr(self, "steps", 0) + 1  # transformers streams a step after checking it
@@ -266,4 +266,4 @@ def hold_generation_until_stopped(monkeypatch) -> None:
             time.sleep(0.01)
         return check_stop(self, input_ids, scores, **kwargs)
 
-    monkeypatch.setattr(capture._StopOnEvent, "__call__", wait_for_stop)
+    monkeypatch.setattr(recording.StopOnEvent, "__call__", wait_for_stop)

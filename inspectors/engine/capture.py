@@ -8,7 +8,6 @@ residual stream, so a captured turn costs little more than a plain `generate` (b
 from __future__ import annotations
 
 import logging
-import queue
 import secrets
 import threading
 import time
@@ -20,17 +19,15 @@ import numpy as np
 import torch
 from transformers import (
     GenerationConfig,
-    LogitsProcessor,
     LogitsProcessorList,
-    StoppingCriteria,
     StoppingCriteriaList,
 )
-from transformers.generation.streamers import BaseStreamer
 
-from inspectors.engine.forward import block_output, next_token_logits
+from inspectors.engine.forward import block_output
 from inspectors.engine.loading import LoadedModel
 from inspectors.engine.pieces import readable_pieces
 from inspectors.engine.record import StepDistributions, TurnRecord
+from inspectors.engine.recording import StepRecorder, StopOnEvent, TokenQueue, feed_forced
 from inspectors.engine.sampling import SamplingParams, build_processors
 from inspectors.engine.segments import chat_segments
 from inspectors.engine.steering import Steering, steered, step_kl
@@ -132,102 +129,6 @@ def _check_forced(lm: LoadedModel, forced: Sequence[int], params: SamplingParams
     return forced
 
 
-def _feed_forced(lm: LoadedModel, recorder: _StepRecorder, input_ids: torch.Tensor, n_prompt: int) -> None:
-    """Record the steps of the forced tokens (the model's distribution at each, as if it had chosen them)
-    from one pass over the prompt and the forced tokens."""
-    n_tokens = input_ids.shape[1]
-    position = n_prompt - 1
-    for logits in next_token_logits(lm, input_ids, n_prompt - 1, n_tokens - 1):
-        for row in logits:
-            recorder(input_ids[:, : position + 1], row[None, :])
-            position += 1
-
-
-class _StepRecorder(LogitsProcessor):
-    """Applies the sampling processors and keeps the top-k of the distributions before and after them.
-
-    A step's chosen token is only known at the next call (or at the end), so the full probability
-    vectors of the latest step are held until then; everything kept is O(k) per step.
-    """
-
-    def __init__(self, processors: LogitsProcessorList, k: int):
-        self.processors = processors
-        self.k = k
-        self.raw_ids: list[np.ndarray] = []
-        self.raw_probs: list[np.ndarray] = []
-        self.warped_ids: list[np.ndarray] = []
-        self.warped_probs: list[np.ndarray] = []
-        self.chosen_raw: list[float] = []
-        self.chosen_warped: list[float] = []
-        self._pending: tuple[torch.Tensor, torch.Tensor] | None = None
-
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        self._settle(int(input_ids[0, -1]))
-        raw = torch.softmax(scores[0].float(), dim=-1)  # (V,)
-        warped_scores = self.processors(input_ids, scores)
-        warped = torch.softmax(warped_scores[0].float(), dim=-1)  # (V,); masked tokens get 0
-        for dist, ids_out, probs_out in (
-            (raw, self.raw_ids, self.raw_probs),
-            (warped, self.warped_ids, self.warped_probs),
-        ):
-            top = torch.topk(dist, self.k)
-            ids_out.append(top.indices.cpu().numpy().astype(np.int32))
-            probs_out.append(top.values.cpu().numpy().astype(np.float32))
-        self._pending = (raw, warped)
-        return warped_scores
-
-    def _settle(self, chosen: int) -> None:
-        if self._pending is not None:
-            raw, warped = self._pending
-            self.chosen_raw.append(float(raw[chosen]))
-            self.chosen_warped.append(float(warped[chosen]))
-            self._pending = None
-
-    def finish(self, last_token: int, n_steps: int) -> StepDistributions:
-        self._settle(last_token)
-        return StepDistributions(
-            raw_ids=_stack(self.raw_ids, self.k, np.int32),
-            raw_probs=_stack(self.raw_probs, self.k, np.float32),
-            warped_ids=_stack(self.warped_ids, self.k, np.int32),
-            warped_probs=_stack(self.warped_probs, self.k, np.float32),
-            chosen_raw_prob=np.asarray(self.chosen_raw, dtype=np.float32),
-            chosen_warped_prob=np.asarray(self.chosen_warped, dtype=np.float32),
-        ).truncated(n_steps)  # generate may run one step past the stop and then undo it
-
-
-def _stack(rows: list[np.ndarray], k: int, dtype: type) -> np.ndarray:
-    return np.stack(rows).astype(dtype) if rows else np.zeros((0, k), dtype=dtype)
-
-
-class _StopOnEvent(StoppingCriteria):
-    """Stops when the user asks (their event) or when the consumer of the stream went away."""
-
-    def __init__(self, *events: threading.Event):
-        self.events = events
-
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: Any) -> torch.BoolTensor:
-        stop = any(event.is_set() for event in self.events)
-        return torch.full((input_ids.shape[0],), stop, dtype=torch.bool, device=input_ids.device)
-
-
-class _TokenQueue(BaseStreamer):
-    """Hands each new token id to the consumer thread; generate's first `put` is the prompt."""
-
-    def __init__(self):
-        self.queue: queue.Queue[int | None] = queue.Queue()
-        self._prompt_skipped = False
-
-    def put(self, value: torch.Tensor) -> None:
-        if not self._prompt_skipped:
-            self._prompt_skipped = True
-            return
-        for token in value.flatten().tolist():
-            self.queue.put(int(token))
-
-    def end(self) -> None:
-        self.queue.put(None)
-
-
 class _ResidualHooks:
     """Forward hooks collecting each probed layer's output, chunk by chunk as generation feeds tokens."""
 
@@ -264,8 +165,8 @@ def _generate_and_capture(
     input_ids = torch.tensor([[*prompt.ids, *forced]], device=lm.device)
     # A forced stop token ends the reply, as does a prefix as long as the reply may be: nothing to generate.
     generates = not forced or (forced[-1] not in lm.stop_token_ids and len(forced) < params.max_new_tokens)
-    recorder = _StepRecorder(build_processors(params), lm.settings.top_k_stored)
-    streamer = _TokenQueue()
+    recorder = StepRecorder(build_processors(params), lm.settings.top_k_stored)
+    streamer = TokenQueue()
     # Neutral values so generate adds no processors of its own (nor the model's defaults, e.g. Gemma 3's
     # top_k=64): the recorder applies `params` with transformers' processors. Greedy adds no warpers.
     neutral = {"temperature": 1.0, "top_k": 0, "top_p": 1.0} if params.do_sample else {}
@@ -290,7 +191,7 @@ def _generate_and_capture(
             with lm.lock:
                 if forced and generates:  # before the hooks: generate's own prefill gives them the prompt
                     with torch.inference_mode(), steered(lm, steering):
-                        _feed_forced(lm, recorder, input_ids, n_prompt)
+                        feed_forced(lm, recorder, input_ids, n_prompt)
                 hooks = _ResidualHooks(lm, {probe.layer for probe in probes})
                 try:
                     torch.manual_seed(params.seed)
@@ -301,12 +202,12 @@ def _generate_and_capture(
                                 attention_mask=torch.ones_like(input_ids),
                                 generation_config=config,
                                 logits_processor=LogitsProcessorList([recorder]),
-                                stopping_criteria=StoppingCriteriaList([_StopOnEvent(stop_event, abandoned)]),
+                                stopping_criteria=StoppingCriteriaList([StopOnEvent(stop_event, abandoned)]),
                                 streamer=streamer,
                             )
                             sequence = output.sequences[0]
                         else:  # the whole reply is forced: this one pass is the turn, hooks included
-                            _feed_forced(lm, recorder, input_ids, n_prompt)
+                            feed_forced(lm, recorder, input_ids, n_prompt)
                             output, sequence = None, input_ids[0]
                             streamer.end()
                         result["probes"] = _run_probes(lm, hooks, probes, output, sequence)
