@@ -10,18 +10,15 @@ import pytest
 import torch
 
 from inspectors.session import Session, Shared
-from inspectors.settings import Settings
-from tests.helpers import argmax_loop, save_tiny_sae
+from tests.helpers import argmax_loop
 
 SAMPLING = ("", 0, 0, 1, 6, "")  # no system prompt, greedy, max 6 new tokens, no seed
 MESSAGE = "Name a colour."
 
 
 @pytest.fixture(scope="module")
-def settings(tiny_dirs, tmp_path_factory):
-    sae_dir = save_tiny_sae(tmp_path_factory.mktemp("sae") / "sae", d_in=64, layer=2)
-    model = str(tiny_dirs["gemma3"])
-    return Settings(model_id=model, max_context_tokens=256, max_new_tokens_limit=64, sae=str(sae_dir))
+def settings(sae_settings):
+    return sae_settings
 
 
 @pytest.fixture

@@ -15,18 +15,14 @@ import pytest
 from inspectors.engine import calls
 from inspectors.errors import InspectorError
 from inspectors.session import Session, Shared
-from inspectors.settings import Settings
-from tests.helpers import save_tiny_sae
 
 GREEDY = ("Be brief.", 0, 0, 1, 6, "")  # system prompt, temperature, top-k, top-p, max new tokens, seed
 SEEDED = ("Be brief.", 0.9, 40, 0.95, 6, 1234)
 
 
 @pytest.fixture(scope="module")
-def settings(tiny_dirs, tmp_path_factory):
-    sae_dir = save_tiny_sae(tmp_path_factory.mktemp("sae") / "sae", d_in=64, layer=2)
-    model = str(tiny_dirs["gemma3"])
-    return Settings(model_id=model, max_context_tokens=256, max_new_tokens_limit=64, sae=str(sae_dir))
+def settings(sae_settings):
+    return sae_settings
 
 
 def fresh(settings) -> Session:
