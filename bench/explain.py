@@ -3,6 +3,10 @@ the attributions are, and how big the Attention tab's payload is for a 2,048-tok
 
     python bench/explain.py      # prints one JSON object as its last line
 
+The logit lens is timed as the Layers tab runs it: the reply's recorded distributions stand in for the last
+layer, the layers before it scan the vocabulary in bfloat16 where the CPU does that natively ("auto"), and one
+page of 64 positions is computed at a time. `logit_lens_float32_s` is the same with float32 at every layer.
+
 Faithfulness: for each of 12 prompts, the first reply token's probability after deleting the 3 user-message
 tokens an attribution method ranks highest, against deleting the 3 it ranks lowest: a faithful method's
 top tokens matter more (a larger mean drop). Occlusion scores whole segments, so it has no token ranking.
@@ -23,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from inspectors.engine.attribution import attribute
 from inspectors.engine.capture import run_turn
-from inspectors.engine.lens import logit_lens
+from inspectors.engine.lens import KnownOutput, logit_lens
 from inspectors.engine.loading import load_model
 from inspectors.engine.sampling import SamplingParams
 from inspectors.session import Session, Shared
@@ -58,19 +62,55 @@ def prefill_s(lm, ids: np.ndarray) -> float:
         return statistics.median(timed(lambda: lm.model(tensor)) for _ in range(3))
 
 
+def recorded(record) -> KnownOutput:
+    """What the Layers tab hands the lens: the reply's recorded distributions are its last layer."""
+    steps = record.steps
+    return KnownOutput(record.n_prompt - 1 + np.arange(steps.n_steps), steps.raw_ids, steps.raw_probs,
+                       steps.chosen_raw_prob)  # fmt: skip
+
+
+def lens_ratio(lm, record, positions: np.ndarray, precision: str) -> float:
+    """The lens over `positions` as the Layers tab computes it / one prefill of the whole turn."""
+    ids, known = record.token_ids, recorded(record)
+    logit_lens(lm, ids, positions, known_output=known, precision=precision)  # warm-up (the bfloat16 head copy)
+    lens_s = statistics.median(
+        timed(lambda: logit_lens(lm, ids, positions, known_output=known, precision=precision)) for _ in range(5)
+    )
+    return lens_s / prefill_s(lm, ids)
+
+
+def lens_costs(lm) -> dict:
+    """The lens on the short turn the other costs use, in both precisions, and on one page (64 positions) of
+    a long reply in a three-turn chat, where a prefill covers more tokens than the page the tab shows."""
+    short = run_turn(lm, [{"role": "user", "content": "Tell me about the history of the Moon landings."}],
+                     SamplingParams(max_new_tokens=32))  # fmt: skip
+    reply = np.arange(short.n_prompt - 1, short.n_tokens - 1)
+    chat = [
+        {"role": "user", "content": "Tell me about the history of the Moon landings."},
+        {"role": "assistant", "content": short.reply_text},
+        {"role": "user", "content": "And what did the astronauts bring back? Tell me in detail, please."},
+    ]
+    long = run_turn(lm, chat, SamplingParams(max_new_tokens=160, repetition_penalty=1.3))
+    page = np.arange(long.n_prompt - 1, long.n_tokens - 1)[:64]
+    return {
+        "logit_lens_s": lens_ratio(lm, short, reply, "auto"),
+        "logit_lens_float32_s": lens_ratio(lm, short, reply, "float32"),
+        "logit_lens_page_of_long_turn_s": lens_ratio(lm, long, page, "auto"),
+        "logit_lens_long_turn_tokens": long.n_tokens,
+        "logit_lens_precision": logit_lens(lm, short.token_ids, reply[:1]).precision,
+    }
+
+
 def costs(lm) -> dict:
     record = run_turn(lm, [{"role": "user", "content": "Tell me about the history of the Moon landings."}],
                       SamplingParams(max_new_tokens=32))  # fmt: skip
     base = prefill_s(lm, record.token_ids)
-    reply = np.arange(record.n_prompt - 1, record.n_tokens - 1)
-    lens_s = statistics.median(timed(lambda: logit_lens(lm, record.token_ids, reply)) for _ in range(3))
     position = record.n_prompt + 1
     fast_s = statistics.median(timed(lambda: attribute(lm, record.token_ids, position, "gradient")) for _ in range(3))
     ig_s = timed(lambda: attribute(lm, record.token_ids, position, "integrated_gradients", steps=32))
     return {
         "explain_turn_tokens": record.n_tokens,
         "explain_prefill_s": base,
-        "logit_lens_s": lens_s / base,
         "attribution_fast_s": fast_s / base,
         "attribution_ig_s": ig_s / base,
     }
@@ -125,10 +165,11 @@ def payload(settings: Settings) -> dict:
 
 
 def main() -> None:
-    settings = Settings(model_id=EMBEDDED_MODEL_ID, max_context_tokens=2048, max_new_tokens_limit=64)
+    settings = Settings(model_id=EMBEDDED_MODEL_ID, max_context_tokens=2048, max_new_tokens_limit=256)
     lm = load_model(EMBEDDED_MODEL_ID, settings)
     results = {}
     results.update(costs(lm))
+    results.update(lens_costs(lm))
     results.update(faithfulness(lm))
     results.update(payload(settings))
     print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in results.items()}))

@@ -112,11 +112,14 @@ def run_lab(model: ModelRef, lab: str, inputs: dict[str, Any], progress: Progres
 
 
 @gpu(duration=VIEW_S)
-def logit_lens(model: ModelRef, token_ids: np.ndarray, positions: np.ndarray) -> Any:
-    """The LensGrid of the turn at `positions` (every layer, top-10 and the next token's probability)."""
+def logit_lens(
+    model: ModelRef, token_ids: np.ndarray, positions: np.ndarray, known_output: Any = None, precision: str = "auto"
+) -> Any:
+    """The LensGrid of the turn at `positions` (every layer, top-10 and the next token's probability);
+    `known_output`: the model's output already recorded there (the last layer)."""
     from inspectors.engine.lens import logit_lens as lens
 
-    return lens(model.load(), token_ids, positions)
+    return lens(model.load(), token_ids, positions, known_output=known_output, precision=precision)
 
 
 def attribution_seconds(model: ModelRef, token_ids: Any, position: int, method: str, *args: Any, **kwargs: Any) -> int:

@@ -72,7 +72,8 @@ def run(
         if not generated:  # the model stopped at once: explain the stop token itself
             generated = greedy_generate(lm, prompt, 1)[:1]
         ids = np.asarray(prompt + generated)
-        grid = logit_lens(lm, ids, np.arange(len(prompt) - 1, len(ids) - 1))
+        # a report is kept and compared: float32 at every layer, not the interactive tab's faster scan
+        grid = logit_lens(lm, ids, np.arange(len(prompt) - 1, len(ids) - 1), precision="float32")
         first = len(prompt)
         gradient = attribute(lm, ids, first, "gradient")
         integrated = attribute(lm, ids, first, "integrated_gradients", steps=steps)

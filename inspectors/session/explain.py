@@ -9,6 +9,7 @@ import numpy as np
 
 from inspectors.engine import calls
 from inspectors.engine.attribution import DEFAULT_STEPS, METHODS
+from inspectors.engine.lens import PRECISIONS, KnownOutput
 from inspectors.engine.pieces import readable_pieces
 from inspectors.inputs import as_choice, as_int
 from inspectors.session.panels import LensPanel, TurnAttentionPanel, WhyPanel
@@ -31,15 +32,40 @@ LENS_COLUMNS = 64  # positions shown at once; longer turns are paged with `start
 MAX_IG_STEPS = 256
 
 
-def _lens(session: Session, record: Any, with_prompt: bool) -> Any:
-    first = 0 if with_prompt else record.n_prompt - 1
-    positions = np.arange(first, record.n_tokens - 1)
+def _lens_positions(record: Any, with_prompt: bool) -> np.ndarray:
+    """Every position the lens can read: each predicts the token after it."""
+    return np.arange(0 if with_prompt else record.n_prompt - 1, record.n_tokens - 1)
+
+
+def _recorded_output(session: Session, record: Any) -> KnownOutput | None:
+    """The reply's recorded next-token distributions: the model's own output, so the lens's last layer there
+    needs no head. Not for a steered turn (the lens reads the unsteered model) or one recorded in another
+    precision than the model's now (an opened file)."""
+    steps = record.steps
+    if record.steering or record.dtype != str(session.shared.model(record.model_id).dtype).removeprefix("torch."):
+        return None
+    positions = record.n_prompt - 1 + np.arange(steps.n_steps)
+    return KnownOutput(positions, steps.raw_ids, steps.raw_probs, steps.chosen_raw_prob)
+
+
+def _lens(session: Session, record: Any, positions: np.ndarray, precision: str) -> Any:
+    """The lens at `positions` (one page), computed once per page and precision."""
     ref = session.shared.ref(record.model_id)
+    known = _recorded_output(session, record)
     return session.shared.cached(
         record.model_id,
         record.token_ids,
-        ("lens", with_prompt),
-        lambda: calls.logit_lens(ref, record.token_ids, positions),
+        ("lens", int(positions[0]), len(positions), precision, known is None),
+        lambda: calls.logit_lens(ref, record.token_ids, positions, known, precision),
+    )
+
+
+def _precision_note(precision: str) -> str:
+    if precision == "float32":
+        return "Every layer in float32, as the model computes. "
+    return (
+        f"Layers before the last: a {precision.removesuffix(' scan')} scan of the vocabulary with the shown tokens "
+        "re-scored in float32 (probabilities within about 0.005 of float32; tick «exact» for float32). "
     )
 
 
@@ -50,29 +76,37 @@ def _pieces(session: Session, record: Any, ids: np.ndarray) -> dict[int, str]:
 
 
 def lens_panel(
-    session: Session, turn: Any = None, with_prompt: Any = False, start: Any = 0, layer: Any = None, column: Any = 0
+    session: Session,
+    turn: Any = None,
+    with_prompt: Any = False,
+    start: Any = 0,
+    layer: Any = None,
+    column: Any = 0,
+    precision: Any = "auto",
 ) -> LensPanel:
     """The lens over the reply's positions (`with_prompt`: the prompt's too), `LENS_COLUMNS` from `start`;
-    `layer`/`column`: the cell whose top-10 is listed (default: the last layer, the first column)."""
+    `layer`/`column`: the cell whose top-10 is listed (default: the last layer, the first column);
+    `precision`: of the layers before the last ("float32" exact, "auto" a bfloat16 scan where faster)."""
     index, record = session.record(turn)
     if record is None or record.steps.n_steps == 0:
         return LensPanel(index, "Send a message: the logit lens reads each layer of the turn's reply.")
     with_prompt = bool(with_prompt) and with_prompt not in ("false", "False", "0")
-    grid = _lens(session, record, with_prompt)
-    n = len(grid.positions)
+    precision = as_choice("precision", precision or "auto", PRECISIONS)
+    every = _lens_positions(record, with_prompt)
+    n = len(every)
     start = as_int("start", start or 0, 0, max(0, n - 1))
-    window = slice(start, start + LENS_COLUMNS)
-    shown = grid.window(window)
+    shown = _lens(session, record, every[start : start + LENS_COLUMNS], precision)
     pieces = _pieces(session, record, shown.top_ids)
-    layer = grid.n_layers - 1 if layer is None or layer == "" else as_int("layer", layer, 0, grid.n_layers - 1)
+    last = shown.n_layers - 1
+    layer = last if layer is None or layer == "" else as_int("layer", layer, 0, last)
     column = as_int("column", column or 0, 0, len(shown.positions) - 1)
     committed = shown.commitment()
     settled = committed[committed >= 0]
     summary = (
         f"What the model's own final norm and head read from each layer's residual stream, at {len(shown.positions)} "
         f"of {n} positions (from {start}); each cell's token is the lens's most probable next token, its shade the "
-        "probability of the token that came. "
-        + (f"Median commitment layer: {int(np.median(settled))} of {grid.n_layers - 1}." if settled.size else "")
+        f"probability of the token that came. {_precision_note(shown.precision)}"
+        + (f"Median commitment layer: {int(np.median(settled))} of {last}." if settled.size else "")
     )
     title = f"Logit lens of turn {index + 1} ({record.model_id})"
     return LensPanel(

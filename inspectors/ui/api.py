@@ -137,10 +137,17 @@ class Api:
 
     @shown_errors
     def logit_lens(
-        self, turn: OptionalNumber = None, with_prompt: bool = False, start: Number = 0, request: gr.Request = None
+        self,
+        turn: OptionalNumber = None,
+        with_prompt: bool = False,
+        start: Number = 0,
+        precision: str = "auto",
+        request: gr.Request = None,
     ) -> dict:
-        """The logit lens: per layer and position, the lens's top token and the probability of the token that came."""
-        return self.session(request).lens_panel(turn, with_prompt, start).api()
+        """The logit lens: per layer and position, the lens's top token and the probability of the token that came
+        (64 positions from `start`; `precision` "float32" for every layer in float32, "auto" for a faster
+        bfloat16 vocabulary scan before the last layer where the CPU has one)."""
+        return self.session(request).lens_panel(turn, with_prompt, start, precision=precision).api()
 
     @shown_errors
     def attribution(

@@ -120,7 +120,8 @@ class InspectArea:
         attention.query_start.submit(self.only(attention.id), self.inputs, self.outputs, **private)
         attention.segment_layer.input(self.only(attention.id), self.inputs, self.outputs, **private)
         layers, why = self.layers, self.why
-        layers.with_prompt.input(self.only(layers.id), self.inputs, self.outputs, **private)
+        for box in (layers.with_prompt, layers.exact):
+            box.input(self.only(layers.id), self.inputs, self.outputs, **private)
         for control in (layers.start.submit, layers.clicked.input):
             control(self.only(layers.id), self.inputs, self.outputs, **private)
         why.reply_chips.select(_clicked_index, None, why.step, api_visibility="private").then(

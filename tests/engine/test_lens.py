@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import torch
 
+from inspectors.engine import lens
 from inspectors.engine.capture import run_turn
-from inspectors.engine.lens import logit_lens
+from inspectors.engine.lens import KnownOutput, logit_lens
 from inspectors.engine.sampling import SamplingParams
 
 QUESTION = [{"role": "user", "content": "Tell me about rainbows and the colours in them, please."}]
@@ -18,10 +19,24 @@ def turn(tiny_lm):
     return run_turn(tiny_lm, QUESTION, SamplingParams(max_new_tokens=8))
 
 
+def reply_positions(turn) -> np.ndarray:
+    return np.arange(turn.n_prompt - 1, turn.n_tokens - 1)  # each reply token's prediction
+
+
 @pytest.fixture(scope="module")
 def grid(tiny_lm, turn):
-    positions = np.arange(turn.n_prompt - 1, turn.n_tokens - 1)  # each reply token's prediction
-    return logit_lens(tiny_lm, turn.token_ids, positions)
+    return logit_lens(tiny_lm, turn.token_ids, reply_positions(turn), precision="float32")
+
+
+@pytest.fixture(scope="module")
+def scanned(tiny_lm, turn):
+    """The layers before the last through the bfloat16 vocabulary scan, on any CPU."""
+    return logit_lens(tiny_lm, turn.token_ids, reply_positions(turn), precision="bfloat16")
+
+
+def recorded(turn) -> KnownOutput:
+    steps = turn.steps
+    return KnownOutput(reply_positions(turn), steps.raw_ids, steps.raw_probs, steps.chosen_raw_prob)
 
 
 def hand_lens(lm, token_ids, layer, position):
@@ -39,7 +54,11 @@ def hand_lens(lm, token_ids, layer, position):
     return torch.softmax(logits, -1).numpy()
 
 
-def test_the_last_layer_is_the_models_own_distribution(tiny_lm, turn, grid):
+@pytest.mark.parametrize("which", ["grid", "scanned", "known"])
+def test_the_last_layer_is_the_models_own_distribution(tiny_lm, turn, which, request):
+    grid = {
+        "known": lambda: logit_lens(tiny_lm, turn.token_ids, reply_positions(turn), known_output=recorded(turn)),
+    }.get(which, lambda: request.getfixturevalue(which))()
     last = tiny_lm.n_layers - 1
     for p, position in enumerate(grid.positions):
         expected = hand_lens(tiny_lm, turn.token_ids, last, position)
@@ -64,3 +83,51 @@ def test_commitment_is_the_first_layer_from_which_the_top_token_stays(grid):
     for p, layer in enumerate(committed):
         assert layer >= 0  # greedy: the last layer's top-1 is the generated token
         assert hits[layer:, p].all() and (layer == 0 or not hits[layer - 1, p])
+
+
+def test_the_bfloat16_scan_gives_each_shown_token_its_float32_probability(tiny_lm, turn, scanned):
+    """The kept tokens are re-scored in float32 and only the rest of the normaliser is bfloat16: the
+    probabilities shown are the float32 lens's within 2% (relative), and the top-1 is the most probable token
+    up to that rounding (a tiny random model's next-token distribution is nearly flat, so near-ties abound)."""
+    assert scanned.precision == "bfloat16 scan"
+    for layer in range(tiny_lm.n_layers - 1):
+        for p, position in enumerate(scanned.positions):
+            expected = hand_lens(tiny_lm, turn.token_ids, layer, position)
+            np.testing.assert_allclose(scanned.top_probs[layer, p], expected[scanned.top_ids[layer, p]], rtol=0.02)
+            assert np.all(np.diff(scanned.top_probs[layer, p]) <= 0)
+            assert scanned.top_probs[layer, p, 0] >= 0.98 * expected.max()
+            target = expected[turn.token_ids[position + 1]]
+            assert scanned.target_probs[layer, p] == pytest.approx(target, rel=0.02)
+
+
+def test_the_scan_is_the_same_whatever_its_tiles(tiny_lm, turn, scanned, monkeypatch):
+    """Rows and vocabulary in uneven tiles (a last partial tile of each) give the same grid."""
+    monkeypatch.setattr(lens, "SCAN_ROWS", 5)
+    monkeypatch.setattr(lens, "SCAN_VOCAB", 10_007)
+    tiled = logit_lens(tiny_lm, turn.token_ids, scanned.positions, precision="bfloat16")
+    np.testing.assert_allclose(tiled.top_probs, scanned.top_probs, rtol=0.01)
+    np.testing.assert_allclose(tiled.target_probs, scanned.target_probs, rtol=0.01)
+
+
+def test_a_known_output_fills_the_last_layer_only_where_it_is_known(tiny_lm, turn, grid):
+    """The recorded reply distributions stand in for the last layer at the reply's positions; the prompt's
+    positions, unknown, are computed; both agree with the float32 head."""
+    positions = np.arange(turn.n_prompt - 4, turn.n_tokens - 1)  # three prompt positions, then the reply
+    mixed = logit_lens(tiny_lm, turn.token_ids, positions, known_output=recorded(turn), precision="float32")
+    last = tiny_lm.n_layers - 1
+    np.testing.assert_array_equal(mixed.top_ids[last, 3:], turn.steps.raw_ids[:, :10])
+    np.testing.assert_allclose(mixed.top_probs[last, 3:], grid.top_probs[last], atol=1e-5)
+    for p in range(3):
+        expected = hand_lens(tiny_lm, turn.token_ids, last, positions[p])
+        np.testing.assert_allclose(mixed.top_probs[last, p], np.sort(expected)[::-1][:10], atol=1e-5)
+
+
+def test_a_bad_precision_is_named(tiny_lm, turn):
+    with pytest.raises(ValueError, match="precision must be one of auto, float32, bfloat16"):
+        logit_lens(tiny_lm, turn.token_ids, reply_positions(turn), precision="int4")
+
+
+def test_the_scan_runs_only_where_it_is_faster(tiny_lm):
+    """A float32 model on a CPU that multiplies bfloat16 natively scans in it; elsewhere the model's precision."""
+    native = torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    assert lens.scan_dtype(tiny_lm) == (torch.bfloat16 if native else None)

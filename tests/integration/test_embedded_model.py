@@ -69,3 +69,22 @@ def test_multi_turn_conversation(lm):
             reply = chat.records[i].reply_text
             assert f"<start_of_turn>model\n{reply}<end_of_turn>" in last.prompt_text
     assert last.prompt_text.count("<bos>") == 1
+
+
+def test_the_lens_bfloat16_scan_agrees_with_float32_on_the_real_model(lm):
+    """Gemma 3 270M's early layers give logits in the hundreds, where bfloat16 rounds by whole units: the
+    scan's float32 re-scoring of the kept tokens (and their share of the normaliser) is what keeps the shown
+    probabilities within 0.01 of the all-float32 lens, with the same top-1 token at every cell."""
+    from inspectors.engine.lens import logit_lens
+
+    record = run_turn(lm, [{"role": "user", "content": "Tell me about the history of the Moon landings."}],
+                      SamplingParams(max_new_tokens=24))  # fmt: skip
+    positions = np.arange(record.n_prompt - 8, record.n_tokens - 1)
+    exact = logit_lens(lm, record.token_ids, positions, precision="float32")
+    scanned = logit_lens(lm, record.token_ids, positions, precision="bfloat16")
+    np.testing.assert_array_equal(scanned.top_ids[:, :, 0], exact.top_ids[:, :, 0])
+    np.testing.assert_allclose(scanned.top_probs, exact.top_probs, atol=0.01)
+    np.testing.assert_allclose(scanned.target_probs, exact.target_probs, atol=0.01)
+    assert (scanned.top_ids == exact.top_ids).mean() > 0.98
+    # the last layer is the model's own distribution either way
+    np.testing.assert_allclose(scanned.top_probs[-1], exact.top_probs[-1], atol=1e-6)

@@ -39,7 +39,7 @@ def test_the_numbers_are_the_engines(tiny_lm, result):
 
     generated = greedy_generate(tiny_lm, prompt, 3)
     ids = np.asarray(prompt + generated[: len(item.tokens) - item.n_prompt])
-    grid = logit_lens(tiny_lm, ids, np.arange(len(prompt) - 1, len(ids) - 1))
+    grid = logit_lens(tiny_lm, ids, np.arange(len(prompt) - 1, len(ids) - 1), precision="float32")
     np.testing.assert_allclose(item.lens_target_prob, grid.target_probs[:, 0], atol=1e-5)
     assert item.commitment == grid.commitment().tolist()
     gradient = attribute(tiny_lm, ids, len(prompt), "gradient")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
 
 import numpy as np
@@ -84,3 +85,37 @@ def test_words_join_pieces_and_keep_their_summed_scores():
     pieces = ["<bos>", "Time", "▁tra", "vel", "▁is", "\n", "fun"]
     joined = words(pieces, np.array([0.5, 1.0, 2.0, 3.0, -1.0, 0.25, 0.5]))
     assert joined == [("<bos>", 0.5), ("Time", 1.0), ("␣travel", 5.0), ("␣is", -1.0), ("↵fun", 0.75)]
+
+
+def test_the_lens_reuses_the_recorded_output_and_computes_one_page(session, monkeypatch):
+    """The reply's last layer is the recorded distributions (the model's own output), passed to the engine; a
+    page of `LENS_COLUMNS` positions is all that is computed, whatever the turn's length."""
+    from inspectors.engine import calls
+    from inspectors.session import explain
+
+    seen = []
+    real = calls.logit_lens
+
+    def spy(ref, token_ids, positions, known_output=None, precision="auto"):
+        seen.append((positions.copy(), known_output, precision))
+        return real(ref, token_ids, positions, known_output, precision)
+
+    monkeypatch.setattr(calls, "logit_lens", spy)
+    monkeypatch.setattr(explain, "LENS_COLUMNS", 7)
+    record = session.records[1]
+    panel = session.lens_panel(1, with_prompt=True, start=5, precision="float32")
+    positions, known, precision = seen[-1]
+    np.testing.assert_array_equal(positions, np.arange(5, 12))
+    assert panel.columns == list(range(5, 12)) and precision == "float32"
+    assert "Every layer in float32" in panel.summary
+    np.testing.assert_array_equal(known.top_ids, record.steps.raw_ids)
+    np.testing.assert_array_equal(known.positions, record.n_prompt - 1 + np.arange(record.steps.n_steps))
+    # steered: the lens reads the unsteered model, so the steered output is not its last layer
+    steered = dataclasses.replace(record, steering={"layer": 1, "description": "feature 5"})
+    assert explain._recorded_output(session, steered) is None
+    assert explain._recorded_output(session, dataclasses.replace(record, dtype="bfloat16")) is None
+
+
+def test_a_bad_lens_precision_is_named(session):
+    with pytest.raises(InvalidParameterError, match="`precision` must be one of"):
+        session.lens_panel(0, precision="int4")
