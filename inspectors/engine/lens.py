@@ -136,13 +136,13 @@ def _exact(lm: LoadedModel, resid: torch.Tensor, targets: torch.Tensor, k: int):
 def _scan(
     lm: LoadedModel, normed: torch.Tensor, dtype: torch.dtype, n_keep: int
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Over the whole vocabulary in `dtype`: each row's log-normaliser and its `n_keep` most probable tokens
-    (their approximate logits and ids)."""
+    """Over the whole vocabulary in `dtype`: each row's `n_keep` most probable tokens (approximate logits and
+    ids) and the log of the normaliser's share of every other token."""
     head, cap = lm.parts.unembedding, lm.parts.final_logit_softcap
     weight = _reduced_head(head.weight, dtype)
     bias = None if getattr(head, "bias", None) is None else head.bias.detach().to(dtype)
     x = normed.to(dtype)
-    chunk_lse, chunk_values, chunk_ids = [], [], []
+    rest, values, ids = [], [], []
     for start in range(0, weight.shape[0], SCAN_VOCAB):
         columns = slice(start, start + SCAN_VOCAB)
         logits = F.linear(x, weight[columns], None if bias is None else bias[columns])
@@ -150,15 +150,17 @@ def _scan(
             logits = _softcap(logits.float(), cap).to(dtype)
         top = logits.topk(min(n_keep, logits.shape[-1]), dim=-1)
         peak = top.values[:, :1]
-        # relative to the tile's own maximum (exact in `dtype`), summed in float32: the kept tokens' share is
-        # later swapped for its exact value, and a bfloat16 sum would lose what remains beside a dominant one
-        chunk_lse.append(peak[:, 0].float() + torch.log((logits - peak).exp_().sum(-1, dtype=torch.float32)))
-        chunk_values.append(top.values.float())
-        chunk_ids.append(top.indices + start)
-    lse = torch.logsumexp(torch.stack(chunk_lse, dim=-1), dim=-1)
-    values, ids = torch.cat(chunk_values, dim=-1), torch.cat(chunk_ids, dim=-1)
-    top = values.topk(min(n_keep, values.shape[-1]), dim=-1)
-    return lse, top.values, ids.gather(1, top.indices)
+        # The tile's own candidates leave its sum before it is taken: beside a dominant token, what remains
+        # would be lost in a rounded total. The rest is summed relative to the tile's maximum (exact in dtype).
+        logits.scatter_(1, top.indices, float("-inf"))
+        rest.append(peak[:, 0].float() + torch.log((logits - peak).exp_().sum(-1).float()))
+        values.append(top.values.float())
+        ids.append(top.indices + start)
+    values, ids = torch.cat(values, dim=-1), torch.cat(ids, dim=-1)
+    kept = values.topk(min(n_keep, values.shape[-1]), dim=-1).indices
+    others = values.scatter(1, kept, float("-inf"))  # tiles' candidates that did not make the cut: approximate
+    rest_lse = torch.logsumexp(torch.cat([torch.stack(rest, dim=-1), others], dim=-1), dim=-1)
+    return values.gather(1, kept), ids.gather(1, kept), rest_lse
 
 
 def _exact_logits(lm: LoadedModel, normed: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
@@ -171,16 +173,14 @@ def _exact_logits(lm: LoadedModel, normed: torch.Tensor, ids: torch.Tensor) -> t
 
 
 def _scanned(lm: LoadedModel, resid: torch.Tensor, targets: torch.Tensor, k: int, dtype: torch.dtype):
-    """Like `_exact`, but the vocabulary is scanned in `dtype` and the kept tokens re-scored in float32; the
-    normaliser's share of those tokens is swapped for their exact values."""
+    """Like `_exact`, but the vocabulary is scanned in `dtype` and the kept tokens re-scored in float32: the
+    normaliser is their exact share plus the scan's share of every other token."""
     top_ids, top_probs, target_probs = [], [], []
     for start in range(0, len(resid), SCAN_ROWS):
         normed = lm.parts.final_norm(resid[start : start + SCAN_ROWS]).float()
-        lse, approx, ids = _scan(lm, normed, dtype, max(CANDIDATES, k + k // 2))
+        _, ids, rest_lse = _scan(lm, normed, dtype, max(CANDIDATES, k + k // 2))
         exact = _exact_logits(lm, normed, ids)
-        correction = (exact - lse[:, None]).exp().sum(-1) - (approx - lse[:, None]).exp().sum(-1)
-        # the kept tokens' share, exact now (it can be most of the normaliser: the rest stays >= 0)
-        lse = lse + torch.log1p(correction.clamp_min(torch.finfo(torch.float32).eps - 1))
+        lse = torch.logaddexp(rest_lse, torch.logsumexp(exact, dim=-1))
         order = exact.argsort(dim=-1, descending=True)[:, :k]
         top_ids.append(ids.gather(1, order))
         top_probs.append((exact.gather(1, order) - lse[:, None]).exp())
