@@ -55,6 +55,35 @@ def test_two_turn_chat_and_every_inspection_endpoint(client):
     assert [row[2] for row in client.predict(text="Hello world", api_name="/tokenize")] == ["Hello", "␣world"]
 
 
+def test_the_why_endpoints(client):
+    """/logit_lens, /attribution and /turn_attention on a two-turn chat, as a script reads them."""
+    client.predict(api_name="/clear")
+    client.predict("Name a colour.", **CHAT, api_name="/chat")
+    client.predict("Another one?", **CHAT, api_name="/chat")
+    n_layers = 4  # the tiny model's
+    for precision in ("float32", "auto"):
+        lens = client.predict(turn=1, with_prompt=False, start=0, precision=precision, api_name="/logit_lens")
+        assert lens["headers"][0] == "layer" and len(lens["rows"]) == n_layers * CHAT["max_new_tokens"]
+        assert {row[0] for row in lens["rows"]} == set(range(n_layers))
+        assert all(0 <= row[4] <= 1 and 0 <= row[5] <= 1 for row in lens["rows"])
+    with pytest.raises(Exception, match="`precision` must be one of"):
+        client.predict(turn=1, precision="int4", api_name="/logit_lens")
+
+    why = client.predict(turn=1, step=2, method="gradient", steps=8, api_name="/attribution")
+    assert why["headers"] == ["position", "token", "segment", "score"] and why["step"] == 2
+    scores = {}
+    for _, _, segment, score in why["rows"]:
+        scores[segment] = scores.get(segment, 0.0) + score
+    assert scores == pytest.approx(why["segments"], abs=1e-4)  # the segment totals are the token scores' sums
+
+    shares = client.predict(turn=1, layer="mean", head="mean", api_name="/turn_attention")
+    per_position = {}
+    for position, _, share in shares["rows"]:
+        per_position[position] = per_position.get(position, 0.0) + share
+    assert len(per_position) == CHAT["max_new_tokens"]
+    assert list(per_position.values()) == pytest.approx([1.0] * len(per_position), abs=1e-3)
+
+
 def test_errors_come_back_as_messages(client):
     empty = client.predict("   ", **CHAT, api_name="/chat")
     assert "empty" in empty["status"] and empty["message_box"] == "   "
