@@ -185,6 +185,9 @@ def test_the_why_tabs_render_the_turn_after_a_second_one(page):
     page.wait_for_function(f"() => document.querySelector('{cell}').value === '3,1'")
     page.get_by_text("Top-10 of the clicked cell", exact=False).first.wait_for(timeout=30_000)
     page.screenshot(path=SCREENSHOTS / "layers.png")
+    # the exact switch recomputes the grid in float32 at every layer, and says so
+    page.get_by_label("Exact: float32 at every layer", exact=False).check()
+    page.get_by_text("Every layer in float32", exact=False).first.wait_for(timeout=120_000)
 
     page.get_by_role("tab", name="Why").click()
     page.get_by_text("Why reply token 0", exact=False).first.wait_for(timeout=120_000)
