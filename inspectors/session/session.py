@@ -15,9 +15,9 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from inspectors.engine import calls
 from inspectors.engine.conversation import Conversation
@@ -32,6 +32,7 @@ from inspectors.session import explain, share, tabs, whatif
 from inspectors.session.shared import Shared
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 TABS = ("prompt", "tokens", "next_token", "attention", "layers", "why", "sae")
 BUSY = "A reply is still being generated in this session: wait for it, or press Stop."
@@ -137,45 +138,61 @@ class Session:
         """Stream a reply to `message`. `submitted_at` (time.monotonic) is when the user asked: a Stop
         pressed after it and before the reply started stops the reply before it starts."""
         kept = message if isinstance(message, str) else ""
+        yield from self.exclusive(
+            "chat turn",
+            lambda: self._reply(message, system_prompt, temperature, top_k, top_p, max_new_tokens, seed),
+            lambda status: self._update(status, kept, ok=False),
+            submitted_at,
+            "Stopped before the reply started; your message is back in the box.",
+        )
+
+    def exclusive(
+        self,
+        action: str,
+        work: Callable[[], Iterator[T]],
+        refused: Callable[[str], T],
+        submitted_at: float | None = None,
+        stopped: str = "",
+    ) -> Iterator[T]:
+        """Run `work` as this session's one model action at a time (chat, retry, branch, steer, re-run),
+        streaming what it yields. Whatever goes wrong comes back as one update made by `refused(status)`,
+        and the conversation is kept: the session busy; a Stop pressed after `submitted_at`, before the work
+        began (`stopped`); bad input; any other failure, which is logged."""
         if not self._begin():
-            yield self._update(f"⚠️ {BUSY}", kept, ok=False)
+            yield refused(f"⚠️ {BUSY}")
             return
         try:
             if submitted_at is not None and self._stopped_at >= submitted_at:
-                yield self._update("Stopped before the reply started; your message is back in the box.", kept, False)
+                yield refused(stopped)
                 return
-            yield from self._reply(message, system_prompt, temperature, top_k, top_p, max_new_tokens, seed)
+            yield from work()
+        except InspectorError as err:
+            log.info("session %s: %s refused: %s", self.id, action, err)
+            yield refused(f"⚠️ {err}")
+        except Exception as err:  # one user's failure must never break the app or lose the history
+            log.exception("session %s: %s failed", self.id, action)
+            yield refused(f"⚠️ Unexpected error ({type(err).__name__}: {err}). Your conversation is kept.")
         finally:
             self._end()
 
     def _reply(self, message, system_prompt, temperature, top_k, top_p, max_new_tokens, seed) -> Iterator[ChatUpdate]:
-        kept = message if isinstance(message, str) else ""
-        try:
-            text = as_text("message", message, max_chars=MAX_MESSAGE_CHARS)
-            system = as_text("system_prompt", system_prompt, max_chars=MAX_MESSAGE_CHARS)
-            params = sampling_params(temperature, top_k, top_p, max_new_tokens, seed)
-            self.model()  # loads on first use; a failure is a message like any other
-            self.conversation.system_prompt = system
-            request = self.conversation.request(text)
-            layer, feature = self._probe_choice()
-            pending = [*self.chat_messages(), {"role": "user", "content": text}]
-            self._stop.clear()
-            stream = calls.stream_reply(self.shared.ref(self.model_id), request, params, self._stop, layer, feature)
-            for progress in stream:
-                if progress.record is None:
-                    reply = {"role": "assistant", "content": progress.reply_text}
-                    yield ChatUpdate([*pending, reply], "Generating…", "", done=False)
-                else:
-                    self.conversation.append(request[-1]["content"], progress.record)
-            yield self._update(turn_status(self.records))
-        except InspectorError as err:
-            log.info("session %s: chat refused: %s", self.id, err)
-            yield self._update(f"⚠️ {err}", kept, ok=False)
-        except Exception as err:  # one user's failure must never break the app or lose the history
-            log.exception("session %s: chat turn failed", self.id)
-            yield self._update(
-                f"⚠️ Unexpected error ({type(err).__name__}: {err}). Your conversation is kept.", kept, ok=False
-            )
+        text = as_text("message", message, max_chars=MAX_MESSAGE_CHARS)
+        system = as_text("system_prompt", system_prompt, max_chars=MAX_MESSAGE_CHARS)
+        params = sampling_params(temperature, top_k, top_p, max_new_tokens, seed)
+        self.model()  # loads on first use; a failure is a message like any other
+        self.conversation.system_prompt = system
+        request = self.conversation.request(text)
+        layer, feature = self._probe_choice()
+        pending = [*self.chat_messages(), {"role": "user", "content": text}]
+        self._stop.clear()
+        stream = calls.stream_reply(self.shared.ref(self.model_id), request, params, self._stop, layer, feature)
+        for progress in stream:
+            if progress.record is None:
+                reply = {"role": "assistant", "content": progress.reply_text}
+                yield ChatUpdate([*pending, reply], "Generating…", "", done=False)
+            else:
+                self.conversation.append(request[-1]["content"], progress.record)
+        yield self._update(turn_status(self.records))
 
     def _probe_choice(self) -> tuple[int | None, int | None]:
         """(SAE layer, feature) whose activations the new turn's record keeps, if the SAE is ready."""

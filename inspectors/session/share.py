@@ -211,43 +211,33 @@ def rerun(session: Session, turn: Any = None, *, submitted_at: float | None = No
     """Regenerate turn `turn` (empty: the latest) on the session's model with the turn's own prompt messages,
     sampling settings and seed (and a branch's forced tokens). The result is a new branch, which the chat
     follows; the status says whether the reply's tokens are identical to the saved ones."""
-    from inspectors.session.session import BUSY
+    yield from session.exclusive(
+        "re-run", lambda: _rerun(session, turn), lambda status: session._update(status, ok=False), submitted_at,
+        "Stopped before the re-run started.",
+    )  # fmt: skip
 
-    if not session._begin():
-        yield session._update(f"⚠️ {BUSY}", ok=False)
-        return
-    try:
-        if submitted_at is not None and session._stopped_at >= submitted_at:
-            yield session._update("Stopped before the re-run started.", ok=False)
-            return
-        index, record = session.record(turn)
-        if record is None:
-            raise InvalidParameterError("turn", "has nothing to re-run yet: send a message or open a saved file", turn)
-        steering = _steering(record, index)
-        session.model()  # loads on first use; a failure is a message like any other
-        model_id = session.model_id
-        unknown = sorted(set(record.params) - set(SamplingParams.__dataclass_fields__))
-        if unknown:
-            raise InspectorError(
-                f"Turn {index + 1} was made with sampling settings this app does not have ({', '.join(unknown)}): "
-                "it cannot be re-run exactly here. Update the app."
-            )
-        params = SamplingParams(**record.params)  # the seed actually used is in the record
-        forced = record.reply_ids[: record.forced].tolist()  # a branch's given tokens
-        new = yield from regenerate(session, index, model_id, record.messages, params, steering, forced, "Re-running…")
-        new.branch = {**(record.branch or {}), "from_turn": index, "rerun": True, "saved_model_id": record.model_id}
-        label = f"turn {index + 1} re-run on {_short(model_id)}"
-        user_message = session.conversation.messages[2 * index]["content"]
-        number = session.conversation.fork(index, user_message, new, label) + 1
-        yield session._update(f"Branch {number}: {rerun_comparison(record, new, index)}")
-    except InspectorError as err:
-        log.info("session %s: re-run refused: %s", session.id, err)
-        yield session._update(f"⚠️ {err}", ok=False)
-    except Exception as err:
-        log.exception("session %s: re-run failed", session.id)
-        yield session._update(f"⚠️ Unexpected error ({type(err).__name__}: {err}). Your conversation is kept.", ok=False)
-    finally:
-        session._end()
+
+def _rerun(session: Session, turn: Any) -> Iterator[ChatUpdate]:
+    index, record = session.record(turn)
+    if record is None:
+        raise InvalidParameterError("turn", "has nothing to re-run yet: send a message or open a saved file", turn)
+    steering = _steering(record, index)
+    session.model()  # loads on first use; a failure is a message like any other
+    model_id = session.model_id
+    unknown = sorted(set(record.params) - set(SamplingParams.__dataclass_fields__))
+    if unknown:
+        raise InspectorError(
+            f"Turn {index + 1} was made with sampling settings this app does not have ({', '.join(unknown)}): "
+            "it cannot be re-run exactly here. Update the app."
+        )
+    params = SamplingParams(**record.params)  # the seed actually used is in the record
+    forced = record.reply_ids[: record.forced].tolist()  # a branch's given tokens
+    new = yield from regenerate(session, index, model_id, record.messages, params, steering, forced, "Re-running…")
+    new.branch = {**(record.branch or {}), "from_turn": index, "rerun": True, "saved_model_id": record.model_id}
+    label = f"turn {index + 1} re-run on {_short(model_id)}"
+    user_message = session.conversation.messages[2 * index]["content"]
+    number = session.conversation.fork(index, user_message, new, label) + 1
+    yield session._update(f"Branch {number}: {rerun_comparison(record, new, index)}")
 
 
 def _steering(record: TurnRecord, index: int) -> Steering | None:

@@ -8,7 +8,6 @@ before it shared, the original kept) and the chat continues from it. Bound to `S
 
 from __future__ import annotations
 
-import logging
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -27,7 +26,6 @@ from inspectors.views.whatif import steering_figure, steering_rows, steering_sum
 if TYPE_CHECKING:
     from inspectors.session.session import ChatUpdate, Session
 
-log = logging.getLogger(__name__)
 
 FEATURES, MEAN_DIFFERENCE = "SAE features", "activation addition"
 STEER_MODES = (FEATURES, MEAN_DIFFERENCE)
@@ -91,41 +89,33 @@ def branch(
 ) -> Iterator[ChatUpdate]:  # fmt: skip
     """Regenerate turn `turn`'s reply from step `step` with `token_id` (or the tokens of `text`) forced
     there, with the turn's sampling settings and seed; the result is a new branch, which the chat follows."""
-    if not session._begin():
-        yield session._update(f"⚠️ {_busy()}", ok=False)
-        return
-    try:
-        if submitted_at is not None and session._stopped_at >= submitted_at:
-            yield session._update("Stopped before the branch started.", ok=False)
-            return
-        index, record = session.record(turn)
-        if record is None:
-            raise InvalidParameterError("turn", "has nothing to branch yet: send a message first", turn)
-        step = as_index("step", step, record.steps.n_steps, "this reply")
-        lm = session.shared.model(record.model_id)
-        given = _forced_tokens(lm, token_id, text)
-        reply = record.token_ids[record.n_prompt :].tolist()
-        forced = [*reply[:step], *given]
-        params = SamplingParams(**record.params)
-        if len(forced) > params.max_new_tokens:
-            params = SamplingParams(**{**record.params, "max_new_tokens": len(forced)})
-        new = yield from regenerate(session, index, record.model_id, record.messages, params, None, forced)
-        piece = lm.tokenizer.decode(given)
-        new.branch = {"from_turn": index, "step": step, "token_ids": given, "token": piece}
-        label = f"turn {index + 1}, step {step} forced {piece!r}"
-        number = session.conversation.fork(index, record.messages[-1]["content"], new, label) + 1
-        yield session._update(
-            f"Branch {number}: turn {index + 1} regenerated from step {step} with {piece!r} forced, seed "
-            f"{params.seed}. The original is kept (the branch picker lists both); the chat continues from here."
-        )
-    except InspectorError as err:
-        log.info("session %s: branch refused: %s", session.id, err)
-        yield session._update(f"⚠️ {err}", ok=False)
-    except Exception as err:
-        log.exception("session %s: branch failed", session.id)
-        yield session._update(f"⚠️ Unexpected error ({type(err).__name__}: {err}). Your conversation is kept.", ok=False)
-    finally:
-        session._end()
+    yield from session.exclusive(
+        "branch", lambda: _branch(session, turn, step, token_id, text),
+        lambda status: session._update(status, ok=False), submitted_at, "Stopped before the branch started.",
+    )  # fmt: skip
+
+
+def _branch(session: Session, turn: Any, step: Any, token_id: Any, text: Any) -> Iterator[ChatUpdate]:
+    index, record = session.record(turn)
+    if record is None:
+        raise InvalidParameterError("turn", "has nothing to branch yet: send a message first", turn)
+    step = as_index("step", step, record.steps.n_steps, "this reply")
+    lm = session.shared.model(record.model_id)
+    given = _forced_tokens(lm, token_id, text)
+    reply = record.token_ids[record.n_prompt :].tolist()
+    forced = [*reply[:step], *given]
+    params = SamplingParams(**record.params)
+    if len(forced) > params.max_new_tokens:
+        params = SamplingParams(**{**record.params, "max_new_tokens": len(forced)})
+    new = yield from regenerate(session, index, record.model_id, record.messages, params, None, forced)
+    piece = lm.tokenizer.decode(given)
+    new.branch = {"from_turn": index, "step": step, "token_ids": given, "token": piece}
+    label = f"turn {index + 1}, step {step} forced {piece!r}"
+    number = session.conversation.fork(index, record.messages[-1]["content"], new, label) + 1
+    yield session._update(
+        f"Branch {number}: turn {index + 1} regenerated from step {step} with {piece!r} forced, seed "
+        f"{params.seed}. The original is kept (the branch picker lists both); the chat continues from here."
+    )
 
 
 def regenerate(
@@ -134,7 +124,7 @@ def regenerate(
 ) -> Iterator[ChatUpdate]:  # fmt: skip
     """Generate turn `index`'s reply again from its prompt `messages`, streaming it into the chat pane in place
     of that turn (the turns after it hidden meanwhile); returns the new record (`new = yield from ...`).
-    The caller holds the session (`_begin`) and decides what becomes of the record."""
+    The caller holds the session (`Session.exclusive`) and decides what becomes of the record."""
     layer, feature = session._probe_choice()
     pending = session.chat_messages()[: 2 * index + 1]
     session._stop.clear()
@@ -184,13 +174,8 @@ def steer(
     from inspectors.session.session import sampling_params
 
     kept = message if isinstance(message, str) else ""
-    if not session._begin():
-        yield SteerUpdate(session._update(f"⚠️ {_busy()}", kept, ok=False))
-        return
-    try:
-        if submitted_at is not None and session._stopped_at >= submitted_at:
-            yield SteerUpdate(session._update("Stopped before steering started.", kept, ok=False))
-            return
+
+    def replies() -> Iterator[SteerUpdate]:
         text = as_text("message", message, max_chars=MAX_MESSAGE_CHARS)
         if text:
             system = as_text("system_prompt", system_prompt, max_chars=MAX_MESSAGE_CHARS)
@@ -209,15 +194,11 @@ def steer(
         steering, feature_layer, feature = _steering(session, model_id, mode, layer, features, strength, scale,
                                                      prompts_a, prompts_b)  # fmt: skip
         yield from _steer_replies(session, model_id, request, params, index, default, steering, feature_layer, feature)
-    except InspectorError as err:
-        log.info("session %s: steering refused: %s", session.id, err)
-        yield SteerUpdate(session._update(f"⚠️ {err}", kept, ok=False))
-    except Exception as err:
-        log.exception("session %s: steering failed", session.id)
-        status = f"⚠️ Unexpected error ({type(err).__name__}: {err}). Your conversation is kept."
-        yield SteerUpdate(session._update(status, kept, ok=False))
-    finally:
-        session._end()
+
+    yield from session.exclusive(
+        "steering", replies, lambda status: SteerUpdate(session._update(status, kept, ok=False)), submitted_at,
+        "Stopped before steering started.",
+    )  # fmt: skip
 
 
 def _steering(
