@@ -16,6 +16,7 @@ from inspectors.errors import InvalidParameterError
 MAX_MESSAGE_CHARS = 20_000  # far above any context limit: the real bound is tokens, trimmed with a notice
 MAX_QUERY_CHARS = 200
 MAX_MODEL_ID_CHARS = 300
+NEWEST = "newest"  # a turn value that means the latest turn whenever it is read (the turn picker's first entry)
 
 
 def _empty(value: Any) -> bool:
@@ -104,6 +105,11 @@ def as_choice(name: str, value: Any, choices: Sequence[str]) -> str:
     if text not in choices:
         raise InvalidParameterError(name, f"must be one of {list(choices)}", value)
     return text
+
+
+def means_newest(value: Any) -> bool:
+    """Whether a turn value asks for the latest turn: empty, or NEWEST."""
+    return _empty(value) or (isinstance(value, str) and value.strip().lower() == NEWEST)
 
 
 def as_index(name: str, value: Any, count: int, what: str) -> int:

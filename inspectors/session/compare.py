@@ -15,7 +15,7 @@ import plotly.graph_objects as go
 
 from inspectors.engine import calls
 from inspectors.errors import InspectorError, InvalidParameterError
-from inspectors.inputs import as_choice, as_index
+from inspectors.inputs import as_choice, as_index, means_newest
 from inspectors.views.compare import (
     LAYER_HEADERS,
     SAE_HEADERS,
@@ -115,7 +115,7 @@ def _empty(value: Any) -> bool:
 def _turn(session: Session, name: str, value: Any) -> int:
     if not session.records:
         raise InvalidParameterError(name, "has nothing to compare yet: send a message first", value)
-    if _empty(value):
+    if means_newest(value):
         return len(session.records) - 1
     return as_index(name, value, len(session.records), "this conversation")
 

@@ -26,7 +26,15 @@ from inspectors.engine.record import TurnRecord
 from inspectors.engine.sampling import MAX_SEED, MAX_TEMPERATURE, SamplingParams
 from inspectors.engine.stop import StopSignal
 from inspectors.errors import InspectorError, InvalidParameterError
-from inspectors.inputs import MAX_MESSAGE_CHARS, as_float, as_index, as_int, as_optional_int, as_text
+from inspectors.inputs import (
+    MAX_MESSAGE_CHARS,
+    as_float,
+    as_index,
+    as_int,
+    as_optional_int,
+    as_text,
+    means_newest,
+)
 from inspectors.session import compare as compare_mod
 from inspectors.session import explain, share, tabs, whatif
 from inspectors.session.shared import Shared
@@ -92,8 +100,9 @@ class Session:
         return self.shared.model(self.model_id, progress)
 
     def turn(self, turn: Any = None) -> int | None:
-        """A 0-based turn index from a raw value (None or "": the latest), checked against this conversation."""
-        if turn is None or (isinstance(turn, str) and not turn.strip()):
+        """A 0-based turn index from a raw value (None, "" or NEWEST: the latest), checked against this
+        conversation."""
+        if means_newest(turn):
             return len(self.records) - 1 if self.records else None
         return as_index("turn", turn, len(self.records), "this conversation")
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import gradio as gr
 
+from inspectors.inputs import NEWEST
 from inspectors.session import SessionStore
 from inspectors.settings import Settings
 from inspectors.ui.common import session_of, shown_errors, with_request
@@ -86,11 +87,17 @@ class InspectArea:
 
     @shown_errors
     def turns(self, request: gr.Request) -> tuple[gr.Dropdown, gr.Dropdown]:
-        """The turn picker's entries, the newest turn selected; the Compare tab's turn B, the one before it."""
+        """The turn picker's entries with "Newest" selected; the Compare tab's turn B, the one before it.
+
+        "Newest" is a value of its own, not the newest turn's index: a tab opened in the instant between a
+        reply's end and this update sends the picker's value as it was, and "newest" still means the turn
+        just made (an index would show the turn before it under a picker that names the new one)."""
         choices = session_of(self.store, request).turn_choices()
-        newest = choices[-1][1] if choices else None
-        before = choices[-2][1] if len(choices) > 1 else newest
-        return gr.Dropdown(choices=choices, value=newest), gr.Dropdown(choices=choices, value=before)
+        if not choices:
+            return gr.Dropdown(choices=[], value=None), gr.Dropdown(choices=[], value=None)
+        newest = (f"Newest: {choices[-1][0]}", NEWEST)
+        before = choices[-2][1] if len(choices) > 1 else choices[-1][1]
+        return gr.Dropdown(choices=[newest, *choices], value=NEWEST), gr.Dropdown(choices=choices, value=before)
 
     @shown_errors
     def compared(self, turn: Any, against: Any, turn_b: Any, request: gr.Request) -> tuple:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import threading
 import time
+import types
 
+import gradio as gr
 import numpy as np
 import pytest
 
@@ -342,3 +344,36 @@ def test_close_frees_the_stop_flag(session):
     assert session._stop.is_set()
     session.close()
     assert not session._stop.is_set()
+
+
+def test_newest_is_the_latest_turn_whenever_it_is_read(session, shared):
+    """The turn picker's "newest" entry: a tab opened with it in the instant before the picker learns of a new
+    turn still shows that new turn (an index read then would show the one before it)."""
+    from inspectors.inputs import NEWEST
+    from inspectors.ui.inspect import InspectArea
+
+    chat(session, "first question")
+    picked = NEWEST  # what the browser holds
+    assert session.prompt_panel(picked).turn == 0
+    chat(session, "second question")
+    assert session.prompt_panel(picked).turn == 1 and "second question" in session.prompt_panel(picked).text
+    assert session.turn(" Newest ") == 1 and session.compare(picked, 0, "turn").turn_a == 1
+    with pytest.raises(InvalidParameterError, match="`turn` must be"):
+        session.turn("newer")
+
+    # the UI selects it after every change of the conversation, ahead of the numbered turns
+    with gr.Blocks():
+        area = InspectArea(shared.settings, SessionStoreOf(session))
+    picker, turn_b = area.turns(types.SimpleNamespace(session_hash="alice"))
+    assert picker.value == NEWEST and picker.choices[0] == ("Newest: " + session.turn_choices()[-1][0], NEWEST)
+    assert [value for _, value in picker.choices[1:]] == [0, 1] and turn_b.value == 0
+
+
+class SessionStoreOf:
+    """A store that hands every request the one session under test."""
+
+    def __init__(self, session):
+        self.session = session
+
+    def get(self, session_hash):
+        return self.session
