@@ -12,10 +12,11 @@ Cost. The head over a 262k-token vocabulary at every layer is most of the work (
 bfloat16 natively and the model computes in float32 (a CPU with AVX512-BF16 or AMX), the layers before the
 last scan the vocabulary in bfloat16 and then re-score exactly, in float32, the tokens the grid shows (the
 top candidates and the token that came), swapping their share of the normaliser for its exact value. What
-remains is the bfloat16 rounding of the rest of the vocabulary inside the normaliser: on the embedded model,
-whose early layers give logits in the hundreds, shown probabilities are within 0.0025 of the all-float32 lens
-with the same top-1 token at every cell (the integration test bounds it at 0.01). Measured on a 2-core
-AVX512-BF16 CPU: 2.4 prefills of a 51-token turn instead of 10.6. The last layer is always computed in the
+remains is the bfloat16 rounding of the rest of the vocabulary inside the normaliser, which leans one way
+(exp is convex) where logits are large: on the embedded model, whose early layers give logits in the hundreds,
+shown probabilities are within 0.0025 (absolute) of the all-float32 lens, with the same top-1 token at every
+cell (the integration test bounds it at 0.01). Measured on a 2-core AVX512-BF16 CPU (`bench/explain.py`):
+2.5 prefills of a 51-token turn instead of 10.0. The last layer is always computed in the
 model's own precision, or taken from the distributions the turn already recorded, which are the model's
 output for those steps.
 """
@@ -113,7 +114,7 @@ def _reduced_head(weight: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     """The unembedding in `dtype`, converted once per loaded model (weights are read-only)."""
     key = id(weight)
     reduced = _REDUCED_HEADS.get(key)
-    if reduced is None or reduced.dtype != dtype:
+    if reduced is None or reduced.dtype != dtype or reduced.device != weight.device:
         if key not in _REDUCED_HEADS:
             weakref.finalize(weight, _REDUCED_HEADS.pop, key, None)
         reduced = _REDUCED_HEADS[key] = weight.detach().to(dtype)
@@ -189,14 +190,22 @@ def _scanned(lm: LoadedModel, resid: torch.Tensor, targets: torch.Tensor, k: int
     return torch.cat(top_ids), torch.cat(top_probs), torch.cat(target_probs)
 
 
+def _head_device(lm: LoadedModel) -> torch.device:
+    """Where the final norm and the unembedding run (a model spread over GPUs has its layers elsewhere)."""
+    return lm.parts.unembedding.weight.device
+
+
 def _residuals(lm: LoadedModel, token_ids: np.ndarray, positions: np.ndarray) -> torch.Tensor:
-    """(L, P, d) every decoder layer's output at `positions`, from one forward pass without the head."""
-    index = torch.from_numpy(positions).to(lm.device)
+    """(L, P, d) every decoder layer's output at `positions`, from one forward pass without the head, on the
+    head's device."""
+    index = torch.from_numpy(positions)
     rows: list[torch.Tensor | None] = [None] * lm.n_layers
+    device = _head_device(lm)
 
     def read(layer: int):
         def hook(module: Any, args: Any, output: Any) -> None:
-            rows[layer] = block_output(output)[0].index_select(0, index)
+            hidden = block_output(output)[0]
+            rows[layer] = hidden.index_select(0, index.to(hidden.device)).to(device)
 
         return hook
 
@@ -228,17 +237,19 @@ def logit_lens(
     positions = np.asarray(positions, dtype=np.int64)
     if positions.size and (positions.min() < 0 or positions.max() >= len(token_ids) - 1):
         raise ValueError(f"positions must be in [0, {len(token_ids) - 2}]")
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, but is {precision!r}")
     n_layers, n = lm.n_layers, len(positions)
-    targets = torch.from_numpy(token_ids[positions + 1].astype(np.int64)).to(lm.device)
+    dtype = {"auto": scan_dtype(lm), "float32": None, "bfloat16": torch.bfloat16}[precision] if n_layers > 1 else None
     top_ids = np.zeros((n_layers, n, k), dtype=np.int32)
     top_probs = np.zeros((n_layers, n, k), dtype=np.float32)
     target_probs = np.zeros((n_layers, n), dtype=np.float32)
+    precision_used = "float32" if dtype is None else f"{str(dtype).removeprefix('torch.')} scan"
+    grid = LensGrid(positions.astype(np.int32), token_ids[positions + 1].astype(np.int32), top_ids, top_probs,
+                    target_probs, precision_used)  # fmt: skip
     if n == 0:
-        return LensGrid(positions.astype(np.int32), targets.cpu().numpy().astype(np.int32), top_ids, top_probs,
-                        target_probs)  # fmt: skip
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, but is {precision!r}")
-    dtype = {"auto": scan_dtype(lm), "float32": None, "bfloat16": torch.bfloat16}[precision]
+        return grid
+    targets = torch.from_numpy(token_ids[positions + 1].astype(np.int64)).to(_head_device(lm))
     resid = _residuals(lm, token_ids, positions)
 
     def fill(layers: slice, columns: np.ndarray, result: tuple[torch.Tensor, ...]) -> None:
@@ -262,11 +273,9 @@ def logit_lens(
             target_probs[last, column] = known_output.target_probs[row]
         missing = np.array([c for c in range(n) if c not in known], dtype=np.int64)
         if missing.size:
-            index = torch.from_numpy(missing).to(lm.device)
+            index = torch.from_numpy(missing).to(resid.device)
             fill(slice(last, last + 1), missing, _exact(lm, resid[last].index_select(0, index), targets[index], k))
-    precision_used = "float32" if dtype is None else f"{str(dtype).removeprefix('torch.')} scan"
-    return LensGrid(positions.astype(np.int32), token_ids[positions + 1].astype(np.int32), top_ids, top_probs,
-                    target_probs, precision_used)  # fmt: skip
+    return grid
 
 
 def _known_columns(positions: np.ndarray, known: KnownOutput | None, k: int) -> dict[int, int]:

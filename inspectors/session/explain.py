@@ -65,7 +65,7 @@ def _precision_note(precision: str) -> str:
         return "Every layer in float32, as the model computes. "
     return (
         f"Layers before the last: a {precision.removesuffix(' scan')} scan of the vocabulary with the shown tokens "
-        "re-scored in float32 (probabilities within about 0.005 of float32; tick «exact» for float32). "
+        "re-scored in float32 (probabilities within about 0.003 of float32; tick «exact» for float32). "
     )
 
 

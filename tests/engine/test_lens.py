@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import types
+
 import numpy as np
 import pytest
 import torch
@@ -127,7 +129,38 @@ def test_a_bad_precision_is_named(tiny_lm, turn):
         logit_lens(tiny_lm, turn.token_ids, reply_positions(turn), precision="int4")
 
 
-def test_the_scan_runs_only_where_it_is_faster(tiny_lm):
-    """A float32 model on a CPU that multiplies bfloat16 natively scans in it; elsewhere the model's precision."""
-    native = torch.ops.mkldnn._is_mkldnn_bf16_supported()
-    assert lens.scan_dtype(tiny_lm) == (torch.bfloat16 if native else None)
+def test_the_scan_runs_only_on_a_float32_model_on_a_cpu(tiny_lm):
+    """A half-precision model is already as fast as the scan would be; a GPU's float32 head is cheap."""
+    assert lens.scan_dtype(types.SimpleNamespace(dtype=torch.bfloat16, device=torch.device("cpu"))) is None
+    assert lens.scan_dtype(types.SimpleNamespace(dtype=torch.float32, device=torch.device("cuda"))) is None
+
+
+def fake_lm(vocab: int, d: int, cap: float | None, bias: bool):
+    """Just the parts the lens's head uses: a final norm, a peaked unembedding (some tokens far above the rest,
+    as in Gemma's early layers) and the soft-cap."""
+    torch.manual_seed(1)
+    head = torch.nn.Linear(d, vocab, bias=bias)
+    with torch.no_grad():
+        head.weight.mul_(4)
+        head.weight[[7, 55, 98]] *= 6  # a few dominant tokens, in different tiles
+    parts = types.SimpleNamespace(final_norm=torch.nn.Identity(), unembedding=head, final_logit_softcap=cap)
+    return types.SimpleNamespace(parts=parts)
+
+
+@pytest.mark.parametrize(("cap", "bias"), [(None, False), (3.0, True)])
+def test_the_scan_bookkeeping_is_exact_when_it_runs_in_float32(monkeypatch, cap, bias):
+    """Run in float32, the scan must give exactly the full softmax: each tile's candidates out of its rest, the
+    cut-off candidates counted once, the kept ones re-scored, ids offset by their tile, a short last tile."""
+    monkeypatch.setattr(lens, "SCAN_VOCAB", 10)
+    monkeypatch.setattr(lens, "SCAN_ROWS", 4)
+    lm = fake_lm(vocab=103, d=8, cap=cap, bias=bias)
+    resid = torch.randn(9, 8)
+    targets = torch.randint(0, 103, (9,))
+    with torch.no_grad():
+        logits = lm.parts.unembedding(resid)
+        expected = torch.softmax(torch.tanh(logits / cap) * cap if cap else logits, dim=-1)
+        ids, probs, target = lens._scanned(lm, resid, targets, 5, torch.float32)
+    top = expected.topk(5, dim=-1)
+    torch.testing.assert_close(ids, top.indices)
+    torch.testing.assert_close(probs, top.values, rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(target, expected.gather(1, targets[:, None])[:, 0], rtol=1e-5, atol=1e-7)

@@ -97,19 +97,25 @@ def test_the_lens_reuses_the_recorded_output_and_computes_one_page(session, monk
     real = calls.logit_lens
 
     def spy(ref, token_ids, positions, known_output=None, precision="auto"):
-        seen.append((positions.copy(), known_output, precision))
-        return real(ref, token_ids, positions, known_output, precision)
+        grid = real(ref, token_ids, positions, known_output, precision)
+        seen.append((positions.copy(), known_output, precision, grid))
+        return grid
 
     monkeypatch.setattr(calls, "logit_lens", spy)
     monkeypatch.setattr(explain, "LENS_COLUMNS", 7)
     record = session.records[1]
     panel = session.lens_panel(1, with_prompt=True, start=5, precision="float32")
-    positions, known, precision = seen[-1]
+    positions, known, precision, _ = seen[-1]
     np.testing.assert_array_equal(positions, np.arange(5, 12))
     assert panel.columns == list(range(5, 12)) and precision == "float32"
     assert "Every layer in float32" in panel.summary
     np.testing.assert_array_equal(known.top_ids, record.steps.raw_ids)
     np.testing.assert_array_equal(known.positions, record.n_prompt - 1 + np.arange(record.steps.n_steps))
+    # on the reply's positions the last layer is the recorded output itself, bit for bit
+    session.lens_panel(1, start=0)
+    grid = seen[-1][3]
+    np.testing.assert_array_equal(grid.top_probs[-1], record.steps.raw_probs[:7, :10])
+    np.testing.assert_array_equal(grid.target_probs[-1], record.steps.chosen_raw_prob[:7])
     # steered: the lens reads the unsteered model, so the steered output is not its last layer
     steered = dataclasses.replace(record, steering={"layer": 1, "description": "feature 5"})
     assert explain._recorded_output(session, steered) is None
