@@ -62,16 +62,9 @@ def prefill_s(lm, ids: np.ndarray) -> float:
         return statistics.median(timed(lambda: lm.model(tensor)) for _ in range(3))
 
 
-def recorded(record) -> KnownOutput:
-    """What the Layers tab hands the lens: the reply's recorded distributions are its last layer."""
-    steps = record.steps
-    return KnownOutput(record.n_prompt - 1 + np.arange(steps.n_steps), steps.raw_ids, steps.raw_probs,
-                       steps.chosen_raw_prob)  # fmt: skip
-
-
 def lens_ratio(lm, record, positions: np.ndarray, precision: str) -> float:
     """The lens over `positions` as the Layers tab computes it / one prefill of the whole turn."""
-    ids, known = record.token_ids, recorded(record)
+    ids, known = record.token_ids, KnownOutput.of_reply(record)  # what the Layers tab hands the lens
     logit_lens(lm, ids, positions, known_output=known, precision=precision)  # warm-up (the bfloat16 head copy)
     lens_s = statistics.median(
         timed(lambda: logit_lens(lm, ids, positions, known_output=known, precision=precision)) for _ in range(5)

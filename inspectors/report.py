@@ -95,7 +95,7 @@ def versions() -> dict[str, str]:
 def model_info(lm: LoadedModel) -> dict[str, Any]:
     return {
         "id": lm.model_id,
-        "dtype": str(lm.dtype).removeprefix("torch."),
+        "dtype": lm.dtype_name,
         "device": lm.device.type,
         "n_layers": lm.n_layers,
         "n_heads": lm.n_heads,

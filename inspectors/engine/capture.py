@@ -267,7 +267,7 @@ def _generate_and_capture(
         truncated_tokens=prompt.truncated_tokens,
         warnings=list(prompt.warnings),
         probes=result["probes"],
-        dtype=str(lm.dtype).removeprefix("torch."),
+        dtype=lm.dtype_name,
         steering=None if steering is None else steering.summary(),
         steering_kl=None if steering is None else result["steering_kl"][:n_steps],
         forced=len(forced),

@@ -60,13 +60,6 @@ class LensGrid:
     def n_layers(self) -> int:
         return int(self.top_ids.shape[0])
 
-    def window(self, columns: slice) -> LensGrid:
-        """The same grid for some of its positions."""
-        return LensGrid(
-            self.positions[columns], self.target_ids[columns], self.top_ids[:, columns], self.top_probs[:, columns],
-            self.target_probs[:, columns], self.precision,
-        )  # fmt: skip
-
     def commitment(self) -> np.ndarray:
         """(P,) the first layer from which the lens's top-1 stays the token that followed, at every later
         layer; -1 where the last layer's top-1 is another token (a sampled reply can pick one)."""
@@ -89,6 +82,14 @@ class KnownOutput:
     top_ids: np.ndarray
     top_probs: np.ndarray
     target_probs: np.ndarray
+
+    @classmethod
+    def of_reply(cls, record: Any) -> KnownOutput:
+        """A turn's recorded next-token distributions (raw, before any sampling warper): step s was predicted
+        at position n_prompt - 1 + s."""
+        steps = record.steps
+        positions = record.n_prompt - 1 + np.arange(steps.n_steps)
+        return cls(positions, steps.raw_ids, steps.raw_probs, steps.chosen_raw_prob)
 
 
 def _softcap(logits: torch.Tensor, cap: float | None) -> torch.Tensor:
@@ -249,7 +250,7 @@ def logit_lens(
                     target_probs, precision_used)  # fmt: skip
     if n == 0:
         return grid
-    targets = torch.from_numpy(token_ids[positions + 1].astype(np.int64)).to(_head_device(lm))
+    targets = torch.from_numpy(grid.target_ids.astype(np.int64)).to(_head_device(lm))
     resid = _residuals(lm, token_ids, positions)
 
     def fill(layers: slice, columns: np.ndarray, result: tuple[torch.Tensor, ...]) -> None:

@@ -57,6 +57,11 @@ class LoadedModel:
         return getattr(config, "text_config", None) or config
 
     @property
+    def dtype_name(self) -> str:
+        """The precision's name as records, reports and the model card show it, e.g. 'float32'."""
+        return str(self.dtype).removeprefix("torch.")
+
+    @property
     def n_layers(self) -> int:
         return int(self.text_config.num_hidden_layers)
 

@@ -41,11 +41,9 @@ def _recorded_output(session: Session, record: Any) -> KnownOutput | None:
     """The reply's recorded next-token distributions: the model's own output, so the lens's last layer there
     needs no head. Not for a steered turn (the lens reads the unsteered model) or one recorded in another
     precision than the model's now (an opened file)."""
-    steps = record.steps
-    if record.steering or record.dtype != str(session.shared.model(record.model_id).dtype).removeprefix("torch."):
+    if record.steering or record.dtype != session.shared.model(record.model_id).dtype_name:
         return None
-    positions = record.n_prompt - 1 + np.arange(steps.n_steps)
-    return KnownOutput(positions, steps.raw_ids, steps.raw_probs, steps.chosen_raw_prob)
+    return KnownOutput.of_reply(record)
 
 
 def _lens(session: Session, record: Any, positions: np.ndarray, precision: str) -> Any:

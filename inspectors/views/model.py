@@ -11,7 +11,7 @@ def model_card(lm: Any) -> str:
     return (
         f"**Model:** `{lm.model_id}` — {lm.description}  \n"
         f"{lm.n_layers} layers · {lm.n_heads} heads · context {lm.context_limit} tokens · "
-        f"{str(lm.dtype).removeprefix('torch.')} on {lm.device.type}"
+        f"{lm.dtype_name} on {lm.device.type}"
         + (f" ({lm.dtype_note})" if getattr(lm, "dtype_note", "") else "")
         + f" · template: {template}"
     )

@@ -36,11 +36,6 @@ def scanned(tiny_lm, turn):
     return logit_lens(tiny_lm, turn.token_ids, reply_positions(turn), precision="bfloat16")
 
 
-def recorded(turn) -> KnownOutput:
-    steps = turn.steps
-    return KnownOutput(reply_positions(turn), steps.raw_ids, steps.raw_probs, steps.chosen_raw_prob)
-
-
 def hand_lens(lm, token_ids, layer, position):
     """norm -> head -> Gemma 2's cap -> softmax, from transformers' hidden_states (layer L's output is
     hidden_states[L + 1], except after the last layer, where it is already normed)."""
@@ -58,8 +53,9 @@ def hand_lens(lm, token_ids, layer, position):
 
 @pytest.mark.parametrize("which", ["grid", "scanned", "known"])
 def test_the_last_layer_is_the_models_own_distribution(tiny_lm, turn, which, request):
+    known = KnownOutput.of_reply(turn)
     grid = {
-        "known": lambda: logit_lens(tiny_lm, turn.token_ids, reply_positions(turn), known_output=recorded(turn)),
+        "known": lambda: logit_lens(tiny_lm, turn.token_ids, reply_positions(turn), known_output=known),
     }.get(which, lambda: request.getfixturevalue(which))()
     last = tiny_lm.n_layers - 1
     for p, position in enumerate(grid.positions):
@@ -115,7 +111,7 @@ def test_a_known_output_fills_the_last_layer_only_where_it_is_known(tiny_lm, tur
     """The recorded reply distributions stand in for the last layer at the reply's positions; the prompt's
     positions, unknown, are computed; both agree with the float32 head."""
     positions = np.arange(turn.n_prompt - 4, turn.n_tokens - 1)  # three prompt positions, then the reply
-    mixed = logit_lens(tiny_lm, turn.token_ids, positions, known_output=recorded(turn), precision="float32")
+    mixed = logit_lens(tiny_lm, turn.token_ids, positions, known_output=KnownOutput.of_reply(turn), precision="float32")
     last = tiny_lm.n_layers - 1
     np.testing.assert_array_equal(mixed.top_ids[last, 3:], turn.steps.raw_ids[:, :10])
     np.testing.assert_allclose(mixed.top_probs[last, 3:], grid.top_probs[last], atol=1e-5)
